@@ -1,0 +1,271 @@
+"""Configuration: one frozen settings object, built once in ``__main__``.
+
+Values come from, in rising precedence: the defaults below, an optional TOML
+file (``--config``; one table per section), ``ASSISTLINE_<SECTION>_<NAME>``
+environment variables, and command-line flags. Library code receives the
+section it needs and never reads the environment itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import platformdirs
+
+from assistline.errors import ConfigurationError
+
+T = TypeVar("T")
+ENV_PREFIX = "ASSISTLINE_"
+
+
+def setting(
+    default: T | None = None,
+    help: str = "",
+    *,
+    factory: typing.Callable[[], T] | None = None,
+    secret: bool = False,
+    aliases: tuple[str, ...] = (),
+) -> T:
+    """Declare one setting: its default, its help line, and whether it is secret."""
+    metadata = {"help": help, "secret": secret, "aliases": aliases}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)  # type: ignore[return-value]
+
+
+def default_data_dir() -> Path:
+    """Where the embedded database and recordings live unless configured.
+
+    PostgreSQL refuses to run as root, so as root the server runs it as a
+    system user; ``/var/lib/assistline`` is a place that user can reach
+    without opening up root's home directory.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/assistline")
+    return Path(platformdirs.user_data_dir("assistline", appauthor=False))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """The HTTP server: REST API, WebSocket signalling and the web client."""
+
+    host: str = setting("127.0.0.1", "address the HTTP server listens on")
+    port: int = setting(8080, "TCP port of the HTTP server (0 picks a free port)")
+    public_url: str = setting(
+        "", "URL customers and agents reach the server at; empty: derived from host and port"
+    )
+    shutdown_timeout: float = setting(
+        5.0, "seconds open requests get to finish at shutdown before they are cut"
+    )
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigurationError(f"http.port must be 0..65535, not {self.port}")
+        if self.shutdown_timeout <= 0:
+            raise ConfigurationError("http.shutdown_timeout must be positive")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """The system of record: PostgreSQL, embedded unless a URL is given."""
+
+    database_url: str = setting(
+        "",
+        "PostgreSQL URL (postgresql://user:password@host/db); empty: start the embedded server",
+        secret=True,
+        aliases=("DATABASE_URL",),
+    )
+    data_dir: Path = setting(
+        help="directory for the embedded database and other state", factory=default_data_dir
+    )
+    pool_min_size: int = setting(1, "connections the pool keeps open")
+    pool_max_size: int = setting(10, "most connections the pool opens")
+    connect_timeout: float = setting(10.0, "seconds to wait for the database at start-up")
+
+    def __post_init__(self) -> None:
+        if self.database_url and urlsplit(self.database_url).scheme not in (
+            "postgres",
+            "postgresql",
+        ):
+            raise ConfigurationError("store.database_url must start with postgresql://")
+        if not 1 <= self.pool_min_size <= self.pool_max_size:
+            raise ConfigurationError(
+                "store.pool_min_size must be at least 1 and at most store.pool_max_size"
+            )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogSettings:
+    """Logging: level and line format; card numbers are always masked."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting("INFO", "lowest level logged")
+    format: Literal["text", "json"] = setting(
+        "text", "text for people, json for one JSON object per line"
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """Every section of assistline's configuration."""
+
+    http: HttpSettings = dataclasses.field(default_factory=HttpSettings)
+    store: StoreSettings = dataclasses.field(default_factory=StoreSettings)
+    log: LogSettings = dataclasses.field(default_factory=LogSettings)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SettingInfo:
+    """One setting as ``--help`` and ``assistline config`` show it."""
+
+    section: str
+    name: str
+    env: str
+    aliases: tuple[str, ...]
+    help: str
+    secret: bool
+    value: Any
+
+
+def _sections() -> Iterator[tuple[str, type[Any]]]:
+    hints = typing.get_type_hints(Settings)
+    for field in dataclasses.fields(Settings):
+        yield field.name, hints[field.name]
+
+
+def env_name(section: str, name: str) -> str:
+    """The environment variable of one setting, e.g. ``ASSISTLINE_HTTP_PORT``."""
+    return f"{ENV_PREFIX}{section}_{name}".upper()
+
+
+def describe(settings: Settings) -> list[SettingInfo]:
+    """List every setting with its variable, help and value in ``settings``."""
+    infos = []
+    for section, cls in _sections():
+        values = getattr(settings, section)
+        for field in dataclasses.fields(cls):
+            infos.append(
+                SettingInfo(
+                    section=section,
+                    name=field.name,
+                    env=env_name(section, field.name),
+                    aliases=field.metadata["aliases"],
+                    help=field.metadata["help"],
+                    secret=field.metadata["secret"],
+                    value=getattr(values, field.name),
+                )
+            )
+    return infos
+
+
+def mask_secret(value: Any) -> str:
+    """Show a secret without revealing it: a URL keeps all but its password."""
+    text = str(value)
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme and parts.password is not None:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    if parts.scheme:
+        return text
+    return "***"
+
+
+def _convert(raw: Any, target: Any, where: str) -> Any:
+    """Turn a TOML value or an environment string into the field's type."""
+    origin = typing.get_origin(target)
+    if origin is Literal:
+        choices = typing.get_args(target)
+        if raw not in choices:
+            allowed = ", ".join(repr(c) for c in choices)
+            raise ConfigurationError(f"{where} must be one of {allowed}, not {raw!r}")
+        return raw
+    if origin in (typing.Union, types.UnionType):
+        return _convert(raw, next(a for a in typing.get_args(target) if a is not type(None)), where)
+    if target is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigurationError(f"{where} must be true or false, not {raw!r}")
+    if target in (int, float):
+        if isinstance(raw, bool):
+            raise ConfigurationError(f"{where} must be a number, not {raw!r}")
+        try:
+            return target(raw)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{where} must be a number, not {raw!r}") from None
+    if target is Path:
+        return Path(str(raw)).expanduser()
+    if origin is tuple:
+        items = raw if isinstance(raw, list) else [s for s in str(raw).split(",") if s.strip()]
+        return tuple(str(item).strip() for item in items)
+    if target is str:
+        if not isinstance(raw, str | int | float):
+            raise ConfigurationError(f"{where} must be a string, not {raw!r}")
+        return str(raw)
+    raise ConfigurationError(f"{where} has an unsupported type {target!r}")  # pragma: no cover
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from defaults, a TOML file, the environment and overrides.
+
+    ``overrides`` maps ``"section.name"`` to values already of the right
+    kind (command-line flags); ``None`` values are ignored.
+    """
+    environ = environ or {}
+    overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
+    from_file: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            from_file = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigurationError(f"configuration file {config_file} does not exist") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigurationError(f"configuration file {config_file}: {error}") from None
+    known_sections = dict(_sections())
+    for section, table in from_file.items():
+        if section not in known_sections:
+            raise ConfigurationError(f"{config_file}: unknown section [{section}]")
+        if not isinstance(table, dict):
+            raise ConfigurationError(f"{config_file}: [{section}] must be a table")
+    for key in overrides:
+        section, _, name = key.partition(".")
+        if section not in known_sections:
+            raise ConfigurationError(f"unknown setting {key}")
+
+    built: dict[str, Any] = {}
+    for section, cls in known_sections.items():
+        hints = typing.get_type_hints(cls)
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        table = from_file.get(section, {})
+        for name in table:
+            if name not in names:
+                raise ConfigurationError(f"{config_file}: unknown setting {section}.{name}")
+        values: dict[str, Any] = {}
+        for name, field in names.items():
+            variables = (env_name(section, name), *field.metadata["aliases"])
+            if f"{section}.{name}" in overrides:
+                values[name] = overrides[f"{section}.{name}"]
+            elif any(var in environ for var in variables):
+                var = next(var for var in variables if var in environ)
+                values[name] = _convert(environ[var], hints[name], var)
+            elif name in table:
+                values[name] = _convert(table[name], hints[name], f"{section}.{name}")
+        built[section] = cls(**values)
+    return Settings(**built)
