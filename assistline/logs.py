@@ -23,6 +23,8 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "assistline_request_id", default=None
 )
 
+_HANDLER_NAME = "assistline"
+
 # Attributes every LogRecord has; anything else came through ``extra=``.
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
@@ -83,9 +85,11 @@ def configure_logging(settings: LogSettings, stream: TextIO | None = None) -> lo
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(CardNumberFilter())
     handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if old.get_name() == _HANDLER_NAME:  # configured before: replace, keep others'
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.level)
     # The access log of every request is aiohttp's; keep it at INFO only when asked.

@@ -18,7 +18,7 @@ from assistline.logs import request_id_var
 from assistline.signalling.problems import Handler
 
 HEADER = "X-Request-Id"
-REQUEST_ID_KEY = "assistline.request_id"
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 

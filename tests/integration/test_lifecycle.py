@@ -1,0 +1,205 @@
+"""The real server as a subprocess: start, serve, signals, kill -9, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from assistline.store.embedded import EmbeddedPostgres
+
+pytestmark = pytest.mark.slow
+
+
+class RunningServer:
+    """``python -m assistline serve`` on a free port and its own data directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTLINE_")}
+        environment.pop("DATABASE_URL", None)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "assistline",
+                "serve",
+                "--port",
+                "0",
+                "--data-dir",
+                str(data_dir),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
+        self.url = self._wait_for_url()
+
+    def _wait_for_url(self) -> str:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            if "API document" in line:
+                return line.split()[-1].removesuffix("/api/v1/openapi.json")
+        self.process.kill()
+        _, stderr = self.process.communicate()
+        raise AssertionError(f"the server did not start:\n{stderr}")
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def get(self, path: str) -> int:
+        with urllib.request.urlopen(self.url + path, timeout=5) as response:
+            return int(response.status)
+
+    def descendants(self) -> set[int]:
+        """Every process below the server (the postmaster and its workers)."""
+        parents: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        found: set[int] = set()
+        frontier = {self.process.pid}
+        while frontier:
+            children = {pid for pid, ppid in parents.items() if ppid in frontier}
+            found |= children
+            frontier = children
+        return found
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def server(data_dir: Path) -> Iterator[RunningServer]:
+    running = RunningServer(data_dir)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_signal_shuts_down_cleanly_within_10_s(
+    server: RunningServer, stop_signal: signal.Signals
+) -> None:
+    assert server.get("/readyz") == 200
+    children = server.descendants()
+    assert children, "the embedded PostgreSQL runs as a child"
+    pg_socket = EmbeddedPostgres(server.data_dir).socket_dir / ".s.PGSQL.5432"
+    assert pg_socket.exists()
+
+    started = time.monotonic()
+    server.process.send_signal(stop_signal)
+    _, stderr = server.process.communicate(timeout=10)
+    assert time.monotonic() - started < 10
+    assert server.process.returncode == 0, stderr
+    for complaint in ("Task was destroyed", "was never retrieved", "Traceback", "pending"):
+        assert complaint not in stderr
+    assert not [pid for pid in children if _alive(pid)]
+    assert not _listening(server.port)
+    assert not pg_socket.exists()
+
+
+async def _write_row(data_dir: Path) -> None:
+    connection = await asyncpg.connect(EmbeddedPostgres(data_dir).dsn("assistline"))
+    try:
+        await connection.execute(
+            "INSERT INTO audit_event (actor, action, subject) VALUES ('test', 'kept', 'crash')"
+        )
+    finally:
+        await connection.close()
+
+
+async def _count_rows(data_dir: Path) -> int:
+    connection = await asyncpg.connect(EmbeddedPostgres(data_dir).dsn("assistline"))
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM audit_event"))
+    finally:
+        await connection.close()
+
+
+def test_start_after_kill_9_recovers_without_losing_data(data_dir: Path) -> None:
+    first = RunningServer(data_dir)
+    try:
+        asyncio.run(_write_row(data_dir))
+        children = first.descendants()
+        first.process.kill()
+        first.process.communicate()
+        # The postmaster's parent-death signal stops it on its own.
+        deadline = time.monotonic() + 15
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in children if _alive(pid)]
+    finally:
+        first.stop()
+
+    second = RunningServer(data_dir)
+    try:
+        assert second.get("/readyz") == 200
+        assert asyncio.run(_count_rows(data_dir)) == 1
+        second.process.send_signal(signal.SIGTERM)
+        second.process.communicate(timeout=10)
+        assert second.process.returncode == 0
+    finally:
+        second.stop()
+
+
+def test_start_after_both_processes_were_killed_recovers(data_dir: Path) -> None:
+    first = RunningServer(data_dir)
+    try:
+        asyncio.run(_write_row(data_dir))
+        # A machine-wide crash: the postmaster dies first, leaving postmaster.pid behind.
+        pid_file = EmbeddedPostgres(data_dir).cluster_dir / "postmaster.pid"
+        os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+        first.process.kill()
+        first.process.communicate()
+    finally:
+        first.stop()
+    second = RunningServer(data_dir)
+    try:
+        assert second.get("/readyz") == 200
+        assert asyncio.run(_count_rows(data_dir)) == 1
+    finally:
+        second.process.send_signal(signal.SIGTERM)
+        second.process.communicate(timeout=10)
+        second.stop()
