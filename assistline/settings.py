@@ -103,6 +103,52 @@ class StoreSettings:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class SipSettings:
+    """The SIP side: the Kamailio edge in front, media workers behind it."""
+
+    edge_host: str = setting("127.0.0.1", "address the SIP edge listens on for phones and trunks")
+    edge_port: int = setting(5060, "UDP and TCP port of the SIP edge")
+    realm: str = setting("assistline", "digest authentication realm of agents' phones")
+    kamailio: str = setting(
+        "kamailio", "Kamailio executable; when missing, one worker takes the edge port itself"
+    )
+    workers: int = setting(2, "media workers started with the server")
+    max_workers: int = setting(8, "most media workers started when load needs them")
+    worker_base_port: int = setting(
+        5080, "loopback SIP port of the first media worker; the next ones count up"
+    )
+    rtp_port_min: int = setting(20000, "lowest RTP port media workers use")
+    rtp_port_max: int = setting(30000, "highest RTP port media workers use")
+    public_address: str = setting(
+        "", "address put in SDP for RTP when behind NAT; empty: the local address"
+    )
+    codecs: tuple[str, ...] = setting(
+        ("PCMU", "PCMA", "G722"), "audio codecs offered to SIP peers, in order of preference"
+    )
+    agent_networks: tuple[str, ...] = setting(
+        ("127.0.0.0/8", "::1/128"), "networks agents' phones may register and call from"
+    )
+    trunk_networks: tuple[str, ...] = setting(
+        ("127.0.0.0/8", "::1/128"), "networks SIP trunks may send calls from"
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("edge_port", "worker_base_port", "rtp_port_min", "rtp_port_max"):
+            value = getattr(self, name)
+            if not 1 <= value <= 65535:
+                raise ConfigurationError(f"sip.{name} must be 1..65535, not {value}")
+        if self.rtp_port_min >= self.rtp_port_max:
+            raise ConfigurationError("sip.rtp_port_min must be below sip.rtp_port_max")
+        if not 1 <= self.workers <= self.max_workers:
+            raise ConfigurationError("sip.workers must be at least 1 and at most sip.max_workers")
+        unknown = [c for c in self.codecs if c not in ("PCMU", "PCMA", "G722")]
+        if unknown or not self.codecs:
+            raise ConfigurationError(
+                f"sip.codecs must list PCMU, PCMA or G722, not {', '.join(unknown) or 'nothing'}"
+            )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class LogSettings:
     """Logging: level and line format; card numbers are always masked."""
 
@@ -118,6 +164,7 @@ class Settings:
 
     http: HttpSettings = dataclasses.field(default_factory=HttpSettings)
     store: StoreSettings = dataclasses.field(default_factory=StoreSettings)
+    sip: SipSettings = dataclasses.field(default_factory=SipSettings)
     log: LogSettings = dataclasses.field(default_factory=LogSettings)
 
 
