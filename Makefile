@@ -15,14 +15,14 @@ run: $(RUN_STAMP)
 	$(BIN)/assistline serve
 
 test: $(DEV_STAMP) debian-test-packages
-	$(BIN)/ruff check assistline tests bench
-	$(BIN)/ruff format --check assistline tests bench
+	$(BIN)/ruff check assistline tests bench hatch_build.py
+	$(BIN)/ruff format --check assistline tests bench hatch_build.py
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check assistline tests bench
-	$(BIN)/ruff format --check assistline tests bench
+	$(BIN)/ruff check assistline tests bench hatch_build.py
+	$(BIN)/ruff format --check assistline tests bench hatch_build.py
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
@@ -44,11 +44,11 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+$(RUN_STAMP): pyproject.toml hatch_build.py $(wildcard assistline/*/*.c) | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
+$(DEV_STAMP): pyproject.toml hatch_build.py $(wildcard assistline/*/*.c) | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(RUN_STAMP)
 

@@ -15,18 +15,15 @@ formulas in G.711 (about 2 ms). Negative samples index the table from its
 end (``-1`` is entry 65535), which is the sample reinterpreted as
 ``uint16`` without a view.
 
-Measured per 20 ms frame (160 samples) by ``bench/_media_codecs.py``, in one
-process on the busy 2-core development machine, on a call-like signal
-(voiced bursts at -20 dBFS RMS alternating with quiet): encoding takes
-0.93–1.45 times ``audioop.lin2ulaw``'s time across runs (0.76–1.3 µs against
-0.63–1.0 µs; A-law fares a little better than μ-law), so it is at parity,
-not faster; decoding takes 5.3–6.3 times ``audioop.ulaw2lin``'s (0.82 µs
-against 0.15 µs), or 2.0–2.4 times from an RTP payload to the int16 array
-the media core needs, which costs ``audioop`` a ``numpy.frombuffer``
-(1.3 µs against 0.58 µs). A look-up is two numpy calls (cast the indices to
-``intp``, gather) at about 0.3 µs each, while ``audioop`` is one
-C loop; that floor, not the table, sets these figures. At 50 frames a
-second either costs well under a thousandth of a core.
+Why a C loop beside them: numpy spends about 0.3 µs of overhead per call,
+more than a 160-sample look-up costs, so through numpy alone a frame took
+1–6 times ``audioop``'s time (decoding 0.82 µs against 0.15 µs). The
+optional accelerator ``_g711`` (``_g711.c``, compiled at install when a C
+compiler is present, as aiohttp does) runs the same tables in one C loop
+over the caller's buffers; without it, the numpy look-ups below are used and
+give the same results. ``bench/_media_codecs.py`` measures both paths
+against ``audioop`` doing the same work: an RTP payload to the int16 array
+the media core uses, and back.
 """
 
 from __future__ import annotations
@@ -35,6 +32,13 @@ import numpy as np
 import numpy.typing as npt
 
 from assistline.media.frame import Samples
+
+try:
+    from assistline.media import _g711
+
+    ACCELERATED = True
+except ImportError:  # built without a C compiler: the numpy look-ups are used
+    ACCELERATED = False
 
 Codes = npt.NDArray[np.uint8]
 
@@ -91,6 +95,8 @@ _ULAW_ENCODE = _ulaw_encode_table()
 _ULAW_DECODE = _ulaw_decode_table()
 _ALAW_ENCODE = _alaw_encode_table()
 _ALAW_DECODE = _alaw_decode_table()
+if ACCELERATED:
+    _g711.set_tables(_ULAW_ENCODE, _ULAW_DECODE, _ALAW_ENCODE, _ALAW_DECODE)
 
 
 def _check(array: object, dtype: np.dtype[np.generic], operation: str) -> None:
@@ -104,39 +110,47 @@ def _check(array: object, dtype: np.dtype[np.generic], operation: str) -> None:
         raise ValueError(f"G.711 {operation} takes one-dimensional arrays, not shape {array.shape}")
 
 
-# Each function checks its input inline with identity tests and indexes with intp: a
-# helper call, an isinstance or a dtype equality each cost a tenth of the look-up, and
-# indexing with the int16 array itself takes twice as long as casting it to intp first.
-# Negative samples then index from the table's end, exactly as their uint16 patterns do.
+# Each function checks its input inline with identity tests: a helper call, an
+# isinstance or a dtype equality each cost a tenth of the look-up. On the numpy path
+# indexing with intp is twice as fast as with the int16 array itself, and negative
+# samples then index from the table's end, exactly as their uint16 patterns do.
 
 
 def encode_ulaw(samples: Samples) -> Codes:
     """μ-law codes (PCMU payload bytes) for int16 samples, one code per sample."""
     if type(samples) is not np.ndarray or samples.dtype is not _INT16 or samples.ndim != 1:
         _check(samples, _INT16, "encoding")
+    if ACCELERATED and samples.flags.c_contiguous:  # a strided view goes through numpy
+        return _g711.ulaw_encode(samples)
     return _ULAW_ENCODE[samples.astype(np.intp)]
 
 
 def decode_ulaw(codes: Codes | bytes) -> Samples:
     """int16 samples for μ-law codes, given as a uint8 array or a PCMU payload."""
-    if isinstance(codes, bytes):
-        codes = np.frombuffer(codes, dtype=np.uint8)
-    elif type(codes) is not np.ndarray or codes.dtype is not _UINT8 or codes.ndim != 1:
+    if type(codes) is not bytes and (
+        type(codes) is not np.ndarray or codes.dtype is not _UINT8 or codes.ndim != 1
+    ):
         _check(codes, _UINT8, "decoding")
-    return _ULAW_DECODE[codes.astype(np.intp)]
+    if ACCELERATED:
+        return _g711.ulaw_decode(codes)
+    return _ULAW_DECODE[np.frombuffer(codes, _UINT8).astype(np.intp)]
 
 
 def encode_alaw(samples: Samples) -> Codes:
     """A-law codes (PCMA payload bytes) for int16 samples, one code per sample."""
     if type(samples) is not np.ndarray or samples.dtype is not _INT16 or samples.ndim != 1:
         _check(samples, _INT16, "encoding")
+    if ACCELERATED and samples.flags.c_contiguous:  # a strided view goes through numpy
+        return _g711.alaw_encode(samples)
     return _ALAW_ENCODE[samples.astype(np.intp)]
 
 
 def decode_alaw(codes: Codes | bytes) -> Samples:
     """int16 samples for A-law codes, given as a uint8 array or a PCMA payload."""
-    if isinstance(codes, bytes):
-        codes = np.frombuffer(codes, dtype=np.uint8)
-    elif type(codes) is not np.ndarray or codes.dtype is not _UINT8 or codes.ndim != 1:
+    if type(codes) is not bytes and (
+        type(codes) is not np.ndarray or codes.dtype is not _UINT8 or codes.ndim != 1
+    ):
         _check(codes, _UINT8, "decoding")
-    return _ALAW_DECODE[codes.astype(np.intp)]
+    if ACCELERATED:
+        return _g711.alaw_decode(codes)
+    return _ALAW_DECODE[np.frombuffer(codes, _UINT8).astype(np.intp)]

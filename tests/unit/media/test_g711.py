@@ -5,6 +5,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from assistline.media import g711
 from assistline.media.g711 import decode_alaw, decode_ulaw, encode_alaw, encode_ulaw
 
 with warnings.catch_warnings():
@@ -17,6 +18,21 @@ EVERY_CODE = np.arange(256, dtype=np.uint8)
 
 Encoder = Callable[[npt.NDArray[np.int16]], npt.NDArray[np.uint8]]
 Decoder = Callable[[npt.NDArray[np.uint8] | bytes], npt.NDArray[np.int16]]
+
+
+
+@pytest.fixture(params=["c", "numpy"], autouse=True)
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run every test on the C look-ups and on the numpy fallback."""
+    if request.param == "numpy":
+        monkeypatch.setattr(g711, "ACCELERATED", False)
+    return str(request.param)
+
+
+def test_the_c_accelerator_is_built(implementation: str) -> None:
+    # Development machines have a C compiler; a build that silently fell back
+    # to numpy would make the benchmark measure the wrong code.
+    assert implementation == "numpy" or g711.ACCELERATED
 
 
 def test_ulaw_encodes_every_sample_as_audioop_does() -> None:
