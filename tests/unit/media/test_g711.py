@@ -20,7 +20,6 @@ Encoder = Callable[[npt.NDArray[np.int16]], npt.NDArray[np.uint8]]
 Decoder = Callable[[npt.NDArray[np.uint8] | bytes], npt.NDArray[np.int16]]
 
 
-
 @pytest.fixture(params=["c", "numpy"], autouse=True)
 def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run every test on the C look-ups and on the numpy fallback."""
