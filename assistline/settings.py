@@ -108,6 +108,11 @@ class SipSettings:
 
     edge_host: str = setting("127.0.0.1", "address the SIP edge listens on for phones and trunks")
     edge_port: int = setting(5060, "UDP and TCP port of the SIP edge")
+    tls_port: int = setting(5061, "TLS port of the SIP edge (used when a certificate is set)")
+    tls_certificate: str = setting(
+        "", "path of the PEM certificate for SIP over TLS at the edge; empty: no TLS"
+    )
+    tls_private_key: str = setting("", "path of the PEM private key of sip.tls_certificate")
     realm: str = setting("assistline", "digest authentication realm of agents' phones")
     kamailio: str = setting(
         "kamailio", "Kamailio executable; when missing, one worker takes the edge port itself"
@@ -133,10 +138,14 @@ class SipSettings:
     )
 
     def __post_init__(self) -> None:
-        for name in ("edge_port", "worker_base_port", "rtp_port_min", "rtp_port_max"):
+        for name in ("edge_port", "tls_port", "worker_base_port", "rtp_port_min", "rtp_port_max"):
             value = getattr(self, name)
             if not 1 <= value <= 65535:
                 raise ConfigurationError(f"sip.{name} must be 1..65535, not {value}")
+        if bool(self.tls_certificate) != bool(self.tls_private_key):
+            raise ConfigurationError(
+                "sip.tls_certificate and sip.tls_private_key must be set together"
+            )
         if self.rtp_port_min >= self.rtp_port_max:
             raise ConfigurationError("sip.rtp_port_min must be below sip.rtp_port_max")
         if not 1 <= self.workers <= self.max_workers:
