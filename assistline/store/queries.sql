@@ -28,3 +28,26 @@ SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1);
 INSERT INTO audit_event (actor, action, subject, detail)
 VALUES ($1, $2, $3, $4)
 RETURNING id;
+
+-- name: insert_agent
+INSERT INTO agent (id, name, sip_username, sip_realm, sip_ha1)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING id, name, sip_username, state, state_since;
+
+-- name: get_agent
+SELECT id, name, sip_username, state, state_since FROM agent WHERE id = $1;
+
+-- name: list_agents
+SELECT id, name, sip_username, state, state_since FROM agent ORDER BY id;
+
+-- name: set_agent_state
+UPDATE agent SET state = $2, state_since = now()
+WHERE id = $1
+RETURNING id, name, sip_username, state, state_since;
+
+-- name: set_agent_password
+UPDATE agent SET sip_realm = $2, sip_ha1 = $3 WHERE id = $1 RETURNING id;
+
+-- name: agent_credentials
+-- What the SIP edge checks digest authentication against, for one realm.
+SELECT sip_username, sip_ha1 FROM agent WHERE sip_realm = $1 ORDER BY sip_username;

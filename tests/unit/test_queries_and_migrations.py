@@ -26,5 +26,5 @@ def test_shipped_queries_load() -> None:
 def test_shipped_migrations_are_numbered_from_one_without_gaps() -> None:
     migrations = discover()
     assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
-    assert migrations[0].name == "audit_event"
+    assert [m.name for m in migrations[:2]] == ["audit_event", "agent"]
     assert all(m.sql.strip() for m in migrations)
