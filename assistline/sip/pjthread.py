@@ -1,0 +1,342 @@
+"""The one thread that owns pjsua2 in a media worker, and its asyncio facade.
+
+pjsua2 is not thread-safe in the ways Python would need, so a worker runs it
+the way pjsua2's documentation recommends for garbage-collected languages:
+the :class:`PjThread` creates the ``Endpoint`` on its own thread with
+``uaConfig.threadCnt = 0`` and ``uaConfig.mainThreadOnly = True`` (no pjsip
+worker threads; every SIP callback runs on this thread) and a null audio
+device, then loops: ``libHandleEvents(10)``, then runs the callables queued
+by :meth:`PjThread.run`. ``run`` is the only way asyncio code touches
+pjsua2: the callable runs on the pjsua2 thread and its result (or
+exception) resolves an asyncio future through ``loop.call_soon_threadsafe``.
+pjsua2 callbacks report back with :meth:`PjThread.emit`, the same way.
+
+Every pjsua2 object (Account, Call, AudioMediaPort) is created by a callable
+running on this thread and kept in :attr:`PjThread.keep` until it is
+released with :meth:`PjThread.release`, which deletes it on this thread at
+the top of the next loop turn, never inside the pjsua2 callback that is
+still running on it. Python's garbage collector therefore never deletes a
+pjsua2 object on another thread (that asserts inside pjlib), and a ``Call``
+is never collected while its call is up (that hangs the call up early).
+Shutdown hangs up every call, polls until pjsua2 says they are gone (at most
+:data:`SHUTDOWN_WAIT` seconds), deletes what is left (ports, then calls,
+then accounts) and only then calls ``libDestroy()``.
+
+A Python exception escaping a SWIG director callback would unwind through C
+code; :func:`guarded` wraps every callback so it is logged instead.
+
+The command queue is bounded (:data:`QUEUE_SIZE`); when it is full
+:meth:`PjThread.run` raises :class:`PjsuaBusyError` at once rather than
+let the event loop pile up work the pjsua2 thread cannot keep up with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pjsua2 as pj
+
+from assistline.errors import AssistlineError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+QUEUE_SIZE = 256
+POLL_MS = 10
+SHUTDOWN_WAIT = 2.0
+
+
+class PjsuaError(AssistlineError):
+    """pjsua2 refused an operation; the worker log has pjsua2's reason."""
+
+
+class PjsuaBusyError(PjsuaError):
+    """The pjsua2 thread has too much queued work; try again or use another worker."""
+
+
+class PjsuaStoppedError(PjsuaError):
+    """The pjsua2 thread has stopped; the worker is shutting down."""
+
+
+#: Configures the endpoint after ``libInit`` (transports, codecs, accounts),
+#: on the pjsua2 thread; it receives the pjsua2 ``Endpoint``.
+EndpointSetup = Callable[[Any], None]
+
+
+def guarded(method: F) -> F:
+    """Wrap a pjsua2 callback so that no Python exception escapes into C++."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except Exception:
+            logger.exception("pjsua2 callback %s failed", method.__qualname__)
+            return None
+
+    return wrapper  # type: ignore[return-value]  # same signature as method
+
+
+def pj_error_text(error: BaseException) -> str:
+    """A readable one-line text for a pjsua2 ``Error`` (SWIG) or any exception."""
+    info = getattr(error, "info", None)
+    if callable(info):
+        try:
+            return str(info(False))
+        except Exception:  # noqa: BLE001 - the text is best effort
+            pass
+    return str(error) or type(error).__name__
+
+
+class PjThread:
+    """A dedicated thread owning a pjsua2 ``Endpoint``; asyncio talks to it via ``run``."""
+
+    def __init__(
+        self,
+        setup: EndpointSetup,
+        *,
+        max_calls: int = 4,
+        clock_rate: int = 16_000,
+        log_level: int = 1,
+        shared_ioqueue: bool = True,
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
+        self._setup = setup
+        self._max_calls = max_calls
+        self._clock_rate = clock_rate
+        self._log_level = log_level
+        self._shared_ioqueue = shared_ioqueue
+        self._on_exit = on_exit
+        self._commands: queue.Queue[_Job] = queue.Queue(QUEUE_SIZE)
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending_release: list[Any] = []
+        self.endpoint: Any = None
+        #: pjsua2 objects alive on this thread, by id(); touch only on the thread.
+        self.keep: dict[int, Any] = {}
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start the thread and wait until the endpoint is up (or failed)."""
+        self._loop = asyncio.get_running_loop()
+        started: asyncio.Future[None] = self._loop.create_future()
+        self._thread = threading.Thread(
+            target=self._main, args=(started,), name="pjsua2", daemon=True
+        )
+        self._thread.start()
+        await started
+
+    async def stop(self) -> None:
+        """Hang up, destroy every pjsua2 object and the endpoint, join the thread."""
+        if self._thread is None:
+            return
+        self._stopping.set()
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+        self._cancel_queued()
+
+    def _cancel_queued(self) -> None:
+        while True:
+            try:
+                job = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            job.cancel()
+
+    @property
+    def on_thread(self) -> bool:
+        """True when called from the pjsua2 thread."""
+        return threading.current_thread() is self._thread
+
+    # ------------------------------------------------------- cross-thread API
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the pjsua2 thread and return its result here."""
+        loop = asyncio.get_running_loop()
+        if self._stopping.is_set() or self._thread is None:
+            raise PjsuaStoppedError()
+        future: asyncio.Future[T] = loop.create_future()
+        try:
+            self._commands.put_nowait(_Job(fn, future, loop))
+        except queue.Full:
+            raise PjsuaBusyError() from None
+        return await future
+
+    def emit(self, callback: Callable[..., None], *args: Any) -> None:
+        """From the pjsua2 thread (or pjmedia's clock thread): run ``callback`` on the loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop closed between the check and the call
+            pass
+
+    def hold(self, obj: T) -> T:
+        """Keep a pjsua2 object alive until :meth:`release` (pjsua2 thread only)."""
+        self.keep[id(obj)] = obj
+        return obj
+
+    def release(self, obj: Any) -> None:
+        """Delete ``obj`` on the next loop turn, outside any callback (pjsua2 thread only)."""
+        if self.keep.pop(id(obj), None) is not None:
+            self._pending_release.append(obj)
+
+    # --------------------------------------------------------- the thread
+
+    def _main(self, started: asyncio.Future[None]) -> None:
+        assert self._loop is not None
+        try:
+            self._create_endpoint()
+        except BaseException as error:  # noqa: BLE001 - reported to start()
+            text = pj_error_text(error)
+            self._loop.call_soon_threadsafe(
+                _fail, started, PjsuaError(f"pjsua2 did not start: {text}")
+            )
+            self._destroy_endpoint()
+            return
+        self._loop.call_soon_threadsafe(_resolve, started, None)
+        try:
+            while not self._stopping.is_set():
+                self.endpoint.libHandleEvents(POLL_MS)
+                self._drain()
+                self._pending_release.clear()
+        except BaseException:
+            logger.exception("the pjsua2 thread failed; the worker stops")
+        finally:
+            self._stopping.set()
+            self._shutdown()
+            if self._on_exit is not None:
+                self.emit(self._on_exit)
+
+    def _drain(self) -> None:
+        for _ in range(QUEUE_SIZE):
+            try:
+                job = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            job.run()
+
+    def _create_endpoint(self) -> None:
+        ep = pj.Endpoint()
+        self.endpoint = ep
+        ep.libCreate()
+        config = pj.EpConfig()
+        config.uaConfig.threadCnt = 0
+        config.uaConfig.mainThreadOnly = True
+        config.uaConfig.maxCalls = self._max_calls
+        config.uaConfig.userAgent = "assistline"
+        config.logConfig.level = self._log_level
+        config.logConfig.consoleLevel = self._log_level
+        config.medConfig.clockRate = self._clock_rate
+        config.medConfig.sndClockRate = self._clock_rate
+        config.medConfig.audioFramePtime = 20
+        config.medConfig.ptime = 20
+        config.medConfig.noVad = True
+        config.medConfig.ecTailLen = 0
+        # RTP shares the SIP ioqueue polled here: no media worker threads, so
+        # RFC 4733 digits reach onDtmfDigit on this thread too. (Measured: the
+        # ~75 attempts/s abort of worker.py happens with either choice.)
+        if self._shared_ioqueue:
+            config.medConfig.hasIoqueue = False
+            config.medConfig.threadCnt = 0
+        ep.libInit(config)
+        ep.audDevManager().setNullDev()
+        self._setup(ep)
+        ep.libStart()
+
+    def _shutdown(self) -> None:
+        ep = self.endpoint
+        if ep is None:
+            return
+        # Run what is still queued (anything queued later is cancelled by stop()).
+        self._drain()
+        try:
+            ep.hangupAllCalls()
+        except Exception as error:  # noqa: BLE001 - shutdown goes on regardless
+            logger.warning("hanging up all calls failed: %s", pj_error_text(error))
+        deadline = SHUTDOWN_WAIT / (POLL_MS / 1000)
+        turns = 0
+        while turns < deadline and self._live_calls():
+            ep.libHandleEvents(POLL_MS)
+            self._pending_release.clear()
+            turns += 1
+        self._pending_release.clear()
+        # Ports first (they reference the conference bridge), then calls, then accounts.
+        for kind in (pj.AudioMediaPort, pj.Call, pj.Account):
+            for key, obj in list(self.keep.items()):
+                if isinstance(obj, kind):
+                    del self.keep[key]
+                    del obj
+        self.keep.clear()
+        self._destroy_endpoint()
+
+    def _live_calls(self) -> bool:
+        for obj in self.keep.values():
+            if isinstance(obj, pj.Call):
+                try:
+                    if obj.isActive():
+                        return True
+                except Exception:  # noqa: BLE001 - a call already gone
+                    continue
+        return False
+
+    def _destroy_endpoint(self) -> None:
+        ep = self.endpoint
+        if ep is None:
+            return
+        try:
+            ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
+        except Exception as error:  # noqa: BLE001 - nothing more to do at exit
+            logger.warning("pjsua2 libDestroy failed: %s", pj_error_text(error))
+        self.endpoint = None
+        del ep
+
+
+class _Job:
+    """A callable queued for the pjsua2 thread and the future waiting for it."""
+
+    def __init__(
+        self, fn: Callable[[], Any], future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.fn = fn
+        self.future = future
+        self.loop = loop
+
+    def run(self) -> None:
+        """On the pjsua2 thread: call, then settle the future on its loop."""
+        try:
+            result = self.fn()
+        except BaseException as error:  # noqa: BLE001 - handed to the caller
+            self._settle(_fail, error)
+        else:
+            self._settle(_resolve, result)
+
+    def cancel(self) -> None:
+        """The thread is gone: fail the future instead."""
+        self._settle(_fail, PjsuaStoppedError())
+
+    def _settle(self, how: Callable[[asyncio.Future[Any], Any], None], value: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+            self.loop.call_soon_threadsafe(how, self.future, value)
+
+
+def _resolve(future: asyncio.Future[T], result: T) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)

@@ -1,0 +1,470 @@
+"""The control ↔ media worker protocol: every command and event, in one place.
+
+A media worker connects to the control process's Unix socket and both sides
+exchange **one JSON object per line** (UTF-8, newline-terminated, at most
+:data:`MAX_LINE` bytes). Every object has a ``"type"``; the other keys are
+exactly the fields listed below (a missing or unknown key is an error, so a
+typo never passes silently). This module is sans-IO: :func:`encode` turns a
+message into bytes and a :class:`Decoder` turns bytes, fed in any chunking,
+back into messages, raising :class:`ProtocolError` naming what was wrong.
+
+Version :data:`VERSION` = 1. The worker's first line is ``hello``; the
+control process closes the connection when the version is not its own.
+
+Worker → control, once:
+
+- ``hello`` version, worker (id), pid, sip_port, capacity (calls it holds)
+
+Control → worker commands. Each carries ``id``, a request id the control
+process chooses; the worker answers each with ``result`` or ``error``
+carrying the same ``id``:
+
+- ``answer`` id, leg
+- ``reject`` id, leg, status (SIP 4xx–6xx), reason
+- ``place_call`` id, destination (SIP URI), caller_id (SIP URI), headers
+  (list of [name, value]); the ``result`` carries the new leg id
+- ``play`` id, leg, file (path of a mono 16-bit WAV file at 8 or 16 kHz,
+  played once) or tone (a call-progress tone name from
+  :data:`assistline.media.tones.CALL_PROGRESS_TONES`, played until the next
+  ``play`` or ``bridge``): exactly one of them
+- ``collect_digits`` id, leg, min_digits, max_digits, terminator ("" for
+  none), first_timeout_ms, inter_digit_timeout_ms
+- ``bridge`` id, leg_a, leg_b (both on this worker; each hears the other,
+  until one of them ends)
+- ``record`` id, leg, path; ``pause_recording`` id, leg;
+  ``resume_recording`` id, leg
+- ``hangup`` id, leg, cause (SIP status sent, e.g. 486 before answer;
+  ignored after answer, where a BYE is sent)
+- ``send_dtmf`` id, leg, digits
+- ``stop`` id: hang up every call and exit
+
+Worker → control events:
+
+- ``result`` id, leg ("" when the command made none)
+- ``error`` id, code (SIP-like status: 400 bad command, 404 unknown leg,
+  409 conflict (leg already bridged), 501 not implemented, 503 full),
+  message
+- ``incoming_call`` leg, from_uri, to_uri, headers (list of [name, value];
+  the ``X-`` headers of the INVITE)
+- ``ringing`` leg; ``answered`` leg
+- ``digit`` leg, digit, method (``rfc4733``, ``info`` or ``inband``). The
+  digit may be card data: the control process needs it for the IVR, so it
+  crosses the socket in memory, but ``repr`` masks it and nothing logs it
+- ``hold`` leg; ``unhold`` leg
+- ``hangup`` leg, status (SIP status that ended the call: 200 for a BYE
+  from the far end, the refusal it got (486, 408…), the ``cause`` of a
+  ``hangup`` command; 0 when the worker died), reason
+- ``health`` calls, capacity; sent every second, so a worker silent for
+  2 s is dead
+
+Why JSON lines: the control socket carries a few events per call per
+second, so readability and easy debugging beat a binary format, and every
+language can speak it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Iterator
+from typing import Any, ClassVar, Literal, Union
+
+from assistline.errors import AssistlineError
+
+VERSION = 1
+#: Longest line accepted, terminator included; longer is a protocol error.
+MAX_LINE = 65_536
+
+Headers = tuple[tuple[str, str], ...]
+DtmfMethod = Literal["rfc4733", "info", "inband"]
+
+
+class ProtocolError(AssistlineError, ValueError):
+    """A control-socket message was malformed; the peer speaks another protocol version."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Hello:
+    """First line from a worker: who it is and what it holds."""
+
+    TYPE: ClassVar[str] = "hello"
+    version: int
+    worker: str
+    pid: int
+    sip_port: int
+    capacity: int
+
+
+# ----------------------------------------------------------------- commands
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Answer:
+    """Answer an incoming call with 200 OK."""
+
+    TYPE: ClassVar[str] = "answer"
+    id: int
+    leg: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reject:
+    """Refuse an incoming call with a SIP error status."""
+
+    TYPE: ClassVar[str] = "reject"
+    id: int
+    leg: str
+    status: int
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlaceCall:
+    """Send an INVITE; the result names the new leg."""
+
+    TYPE: ClassVar[str] = "place_call"
+    id: int
+    destination: str
+    caller_id: str
+    headers: Headers = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Play:
+    """Play a WAV file or a named tone to a leg."""
+
+    TYPE: ClassVar[str] = "play"
+    id: int
+    leg: str
+    file: str | None = None
+    tone: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CollectDigits:
+    """Gather keypad digits on a leg (digits still come as ``digit`` events)."""
+
+    TYPE: ClassVar[str] = "collect_digits"
+    id: int
+    leg: str
+    min_digits: int
+    max_digits: int
+    terminator: str
+    first_timeout_ms: int
+    inter_digit_timeout_ms: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Bridge:
+    """Connect two legs so each hears the other."""
+
+    TYPE: ClassVar[str] = "bridge"
+    id: int
+    leg_a: str
+    leg_b: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Record:
+    """Start recording a leg (and whatever it is bridged to) to ``path``."""
+
+    TYPE: ClassVar[str] = "record"
+    id: int
+    leg: str
+    path: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PauseRecording:
+    """Pause a leg's recording (secure capture)."""
+
+    TYPE: ClassVar[str] = "pause_recording"
+    id: int
+    leg: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ResumeRecording:
+    """Resume a paused recording."""
+
+    TYPE: ClassVar[str] = "resume_recording"
+    id: int
+    leg: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Hangup:
+    """End a call; ``cause`` is the SIP status sent when it is not yet answered."""
+
+    TYPE: ClassVar[str] = "hangup"
+    id: int
+    leg: str
+    cause: int = 603
+
+
+@dataclasses.dataclass(frozen=True, slots=True, repr=False)
+class SendDtmf:
+    """Send keypad digits on a leg (RFC 4733)."""
+
+    TYPE: ClassVar[str] = "send_dtmf"
+    id: int
+    leg: str
+    digits: str
+
+    def __repr__(self) -> str:
+        return f"SendDtmf(id={self.id}, leg={self.leg!r}, digits=<{len(self.digits)} masked>)"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Stop:
+    """Hang up everything and exit."""
+
+    TYPE: ClassVar[str] = "stop"
+    id: int
+
+
+Command = (
+    Answer
+    | Reject
+    | PlaceCall
+    | Play
+    | CollectDigits
+    | Bridge
+    | Record
+    | PauseRecording
+    | ResumeRecording
+    | Hangup
+    | SendDtmf
+    | Stop
+)
+
+# ------------------------------------------------------------------- events
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Result:
+    """A command succeeded; ``leg`` is the leg it made, if any."""
+
+    TYPE: ClassVar[str] = "result"
+    id: int
+    leg: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Error:
+    """A command failed; ``code`` is SIP-like (400, 404, 501, 503)."""
+
+    TYPE: ClassVar[str] = "error"
+    id: int
+    code: int
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IncomingCall:
+    """An INVITE arrived and is ringing, waiting for answer or reject."""
+
+    TYPE: ClassVar[str] = "incoming_call"
+    leg: str
+    from_uri: str
+    to_uri: str
+    headers: Headers = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ringing:
+    """An outbound call is ringing at the far end."""
+
+    TYPE: ClassVar[str] = "ringing"
+    leg: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Answered:
+    """A call is connected (either direction)."""
+
+    TYPE: ClassVar[str] = "answered"
+    leg: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, repr=False)
+class Digit:
+    """A keypad digit arrived; ``repr`` masks the digit, which may be card data."""
+
+    TYPE: ClassVar[str] = "digit"
+    leg: str
+    digit: str
+    method: DtmfMethod
+
+    def __repr__(self) -> str:
+        return f"Digit(leg={self.leg!r}, digit='*', method={self.method!r})"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Hold:
+    """The far end put the call on hold."""
+
+    TYPE: ClassVar[str] = "hold"
+    leg: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unhold:
+    """The far end took the call off hold."""
+
+    TYPE: ClassVar[str] = "unhold"
+    leg: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallEnded:
+    """A call ended; ``status`` 0 means its worker died."""
+
+    TYPE: ClassVar[str] = "hangup"
+    leg: str
+    status: int
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Health:
+    """Sent every second: calls in use and the most the worker holds."""
+
+    TYPE: ClassVar[str] = "health"
+    calls: int
+    capacity: int
+
+
+Event = (
+    Result | Error | IncomingCall | Ringing | Answered | Digit | Hold | Unhold | CallEnded | Health
+)
+Message = Hello | Command | Event
+
+_CLASSES: tuple[type[Any], ...] = (
+    Hello,
+    *typing.get_args(Command),
+    *typing.get_args(Event),
+)
+#: Message classes by type, for each direction ("hangup" is both a command and an event).
+TO_WORKER: dict[str, type[Any]] = {cls.TYPE: cls for cls in typing.get_args(Command)}
+TO_CONTROL: dict[str, type[Any]] = {cls.TYPE: cls for cls in (Hello, *typing.get_args(Event))}
+Direction = Literal["to_worker", "to_control"]
+_HINTS: dict[type[Any], dict[str, Any]] = {
+    cls: {f.name: typing.get_type_hints(cls)[f.name] for f in dataclasses.fields(cls)}
+    for cls in _CLASSES
+}
+
+
+def encode(message: Message) -> bytes:
+    """One message as one JSON line."""
+    cls = type(message)
+    if cls not in _HINTS:
+        raise TypeError(f"{cls.__name__} is not a protocol message")
+    body: dict[str, Any] = {"type": cls.TYPE}
+    for name in _HINTS[cls]:
+        value = getattr(message, name)
+        body[name] = [list(pair) for pair in value] if name == "headers" else value
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _check(where: str, hint: Any, value: Any) -> Any:
+    """``value`` converted to ``hint``'s Python shape, or a ProtocolError."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return _check(where, option, value)
+            except ProtocolError:
+                continue
+        raise ProtocolError(f"{where} has the wrong type ({type(value).__name__})")
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise ProtocolError(f"{where} must be one of {', '.join(typing.get_args(hint))}")
+        return value
+    if hint is type(None):
+        if value is not None:
+            raise ProtocolError(f"{where} must be null")
+        return None
+    if hint is int:
+        if type(value) is not int:
+            raise ProtocolError(f"{where} must be an integer")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ProtocolError(f"{where} must be a string")
+        return value
+    if hint == Headers:
+        if not isinstance(value, list) or not all(
+            isinstance(pair, list) and len(pair) == 2 and all(isinstance(s, str) for s in pair)
+            for pair in value
+        ):
+            raise ProtocolError(f"{where} must be a list of [name, value] strings")
+        return tuple((pair[0], pair[1]) for pair in value)
+    raise TypeError(f"no check for {hint!r}")  # pragma: no cover - a bug in this module
+
+
+def parse(line: bytes, direction: Direction) -> Message:
+    """One JSON line (without its terminator) sent in ``direction``, as a message."""
+    try:
+        body = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ProtocolError("line is not JSON") from None
+    if not isinstance(body, dict):
+        raise ProtocolError("line is not a JSON object")
+    kind = body.pop("type", None)
+    if not isinstance(kind, str):
+        raise ProtocolError("message has no type")
+    cls = (TO_WORKER if direction == "to_worker" else TO_CONTROL).get(kind)
+    if cls is None:
+        raise ProtocolError(f"unknown message type {kind[:40]!r} {direction.replace('_', ' ')}")
+    hints = _HINTS[cls]
+    unknown = sorted(set(body) - set(hints))
+    if unknown:
+        raise ProtocolError(f"{kind} has unknown field {unknown[0][:40]!r}")
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in body:
+            if field.default is dataclasses.MISSING:
+                raise ProtocolError(f"{kind} lacks field {field.name!r}")
+            continue
+        values[field.name] = _check(f"{kind}.{field.name}", hints[field.name], body[field.name])
+    message: Message = cls(**values)
+    if isinstance(message, Play) and (message.file is None) == (message.tone is None):
+        raise ProtocolError("play needs exactly one of file and tone")
+    return message
+
+
+class Decoder:
+    """Streaming decoder: feed bytes as they arrive, get whole messages back.
+
+    ``direction`` is the direction of the bytes fed: a worker decodes
+    ``"to_worker"`` (commands), the control process ``"to_control"``.
+    """
+
+    def __init__(self, direction: Direction) -> None:
+        self.direction: Direction = direction
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> Iterator[Message]:
+        """Messages completed by ``data``; raises ProtocolError at the first bad line."""
+        self._buffer += data
+        while True:
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                if len(self._buffer) >= MAX_LINE:
+                    self._buffer.clear()
+                    raise ProtocolError(f"line longer than {MAX_LINE} bytes")
+                return
+            if end + 1 > MAX_LINE:
+                del self._buffer[: end + 1]
+                raise ProtocolError(f"line longer than {MAX_LINE} bytes")
+            line = bytes(self._buffer[:end])
+            del self._buffer[: end + 1]
+            yield parse(line, self.direction)
+
+    @property
+    def pending(self) -> int:
+        """Bytes received but not yet a whole line."""
+        return len(self._buffer)

@@ -1,0 +1,441 @@
+"""The media worker process: pjsua2 on one thread, driven over the control socket.
+
+Run as ``python -m assistline.sip.worker --id w1 --port 5080 --control
+/path/to/control.sock`` (``--help`` lists the rest). The worker listens for
+SIP on one loopback UDP port, connects to the control process's Unix socket,
+says ``hello`` (see :mod:`assistline.sip.protocol`), sends ``health`` every
+second and runs the commands it receives. It exits when told to ``stop``,
+on SIGTERM/SIGINT, or when the control connection closes, so it never
+outlives its control process. Without ``--control`` it runs alone (events
+are logged, digits never).
+
+The **echo extension**: a call to ``sip:echo@<worker>`` is answered at once
+and its audio is looped back frame by frame through the leg's rings, so a
+worker can be tested with nothing but a SIP peer. Every leg's received
+audio also goes through the media core's DTMF detector
+(:class:`~assistline.media.dtmf.DtmfDetector`), whose digits are reported
+with method ``inband`` until the leg has sent an RFC 4733 or SIP INFO digit
+(phones that send both would otherwise report each key twice).
+
+Media in the worker is moved by one asyncio task every 10 ms: received
+frames go through the detector, then back (echo) or to the bridged leg
+(``bridge`` forwards frames leg to leg; the media core's
+:mod:`assistline.media.bridge` with its taps is not wired in yet), and a
+playing prompt or tone is kept :data:`PLAY_AHEAD` frames ahead of pjmedia's
+clock. ``collect_digits``, ``record``, ``pause_recording`` and
+``resume_recording`` answer ``error`` 501 for now: digits already reach the
+control process as ``digit`` events. Other incoming calls ring
+(180) and wait for the control process to ``answer`` or ``reject`` them.
+
+Measured here on pjsua2-python 2.15.1, 2 cores (scripts kept out of the
+repository):
+
+- **4 calls per process.** ``uaConfig.maxCalls = 8`` (or 32) is accepted by
+  ``libInit`` and reads back unchanged, but the library is compiled with
+  ``PJSUA_MAX_CALLS = 4``: with four calls up, a fifth and sixth INVITE are
+  refused by pjsua itself with ``486 Busy Here`` before ``onIncomingCall``
+  runs. :data:`CAPACITY` is therefore 4 (tests/integration/sip/test_worker.py
+  checks the fifth call's 486); the worker's own 486 beyond ``capacity`` is
+  a backstop for a smaller configured capacity.
+- **~75 call attempts/s abort the process.** sipp's ``uac`` scenario (50 ms
+  calls) at 20 and 40 attempts/s for 6 s: every call completes; at 75, 150
+  and 300/s the process dies within about a second on
+  ``ioqueue_select.c:386: pj_ioqueue_register_sock2: Assertion
+  `!pj_list_empty(&ioqueue->free_list)'`` (SIGABRT, exit 134), with RTP on
+  its own ioqueue or sharing the SIP one alike. Our reading of pjlib (not
+  measured): the select ioqueue has a fixed table of socket slots and a
+  closed socket's slot is reused only after a delay, so call churn, not
+  concurrency, runs it out. Rate limiting belongs in front of the workers
+  (the Kamailio edge's anti-flood), and the pool restarts a worker that
+  aborts.
+- **A busy Python thread starves media callbacks.** One echo call,
+  ``onFrameReceived`` counted over 2 s: 50.0/s idle; 10.5/s while another
+  thread in the process spins in pure Python; 49.5/s with the same busy
+  thread once ``sys.setswitchinterval(0.001)`` is set (the default is
+  5 ms). :func:`main` sets 1 ms, and nothing CPU-heavy runs in a worker's
+  Python threads (use a process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import sys
+import wave
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pjsua2 as pj
+
+from assistline.media.frame import FRAME_SAMPLES, INTERNAL_RATE, AudioFrame, Samples
+from assistline.media.resample import resample
+from assistline.media.tones import CALL_PROGRESS_TONES
+from assistline.sip import protocol
+from assistline.sip.leg import SipLeg
+from assistline.sip.pjthread import PjThread, guarded, pj_error_text
+from assistline.sip.sipmsg import codec_priorities, sip_user, x_headers
+
+logger = logging.getLogger(__name__)
+
+#: Calls one worker holds: the wheel's compile-time PJSUA_MAX_CALLS.
+CAPACITY = 4
+HEALTH_INTERVAL = 1.0
+#: Frames kept queued toward a leg while playing: 60 ms ahead of pjmedia's clock.
+PLAY_AHEAD = 3
+ECHO_USER = "echo"
+#: GIL switch interval in a worker, seconds (5 ms by default in CPython).
+SWITCH_INTERVAL = 0.001
+
+
+class _Account(pj.Account):  # type: ignore[misc]  # pjsua2 has no stubs
+    def __init__(self, worker: MediaWorker) -> None:
+        super().__init__()
+        self.worker = worker
+
+    @guarded
+    def onIncomingCall(self, prm: Any) -> None:  # noqa: N802 - pjsua2's name
+        self.worker._pj_incoming(self, prm)
+
+
+class MediaWorker:
+    """One worker: SIP on ``sip_port``, commands and events on the control socket."""
+
+    def __init__(
+        self,
+        worker_id: str,
+        sip_port: int,
+        *,
+        control_path: str | None = None,
+        bind_address: str = "127.0.0.1",
+        codecs: Sequence[str] = ("PCMU", "PCMA", "G722"),
+        rtp_port_min: int = 20000,
+        rtp_port_max: int = 30000,
+        public_address: str = "",
+        capacity: int = CAPACITY,
+    ) -> None:
+        self.id = worker_id
+        self.sip_port = sip_port
+        self.control_path = control_path
+        self.bind_address = bind_address
+        self.codecs = tuple(codecs)
+        self.rtp_port_min = rtp_port_min
+        self.rtp_port_max = rtp_port_max
+        self.public_address = public_address
+        self.capacity = capacity
+        self.pjt = PjThread(self._pj_setup, max_calls=capacity, on_exit=self.stop)
+        self._account: Any = None
+        self._numbers = itertools.count(1)
+        self._active: set[str] = set()  # legs up, changed on the pjsua2 thread only
+        self.legs: dict[str, SipLeg] = {}  # legs known to the loop
+        self._echo: set[str] = set()
+        self._bridged: dict[str, str] = {}  # leg id -> the leg it hears it
+        self._playing: dict[str, Iterator[Samples]] = {}  # leg id -> frames to play
+        self._writer: asyncio.StreamWriter | None = None
+        self._stop = asyncio.Event()
+
+    # ------------------------------------------------------- pjsua2 thread
+
+    def _pj_setup(self, ep: Any) -> None:
+        transport = pj.TransportConfig()
+        transport.port = self.sip_port
+        transport.boundAddress = self.bind_address
+        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        available = [str(codec.codecId) for codec in ep.codecEnum2()]
+        for codec, priority in codec_priorities(self.codecs, available).items():
+            ep.codecSetPriority(codec, priority)
+        config = pj.AccountConfig()
+        config.idUri = f"sip:worker@{self.bind_address}:{self.sip_port}"
+        media = config.mediaConfig.transportConfig
+        media.port = self.rtp_port_min
+        media.portRange = self.rtp_port_max - self.rtp_port_min
+        media.boundAddress = self.bind_address
+        if self.public_address:
+            media.publicAddress = self.public_address
+        self._account = self.pjt.hold(_Account(self))
+        self._account.create(config, True)
+
+    def _pj_incoming(self, account: Any, prm: Any) -> None:
+        leg = SipLeg(self.pjt, f"{self.id}-{next(self._numbers)}", self._event)
+        from_uri, to_uri = leg.pj_attach_incoming(account, prm.callId)
+        if len(self._active) >= self.capacity:
+            leg.pj_answer(486, "Busy Here")
+            return
+        self._active.add(leg.id)
+        leg.on_ended = self._pj_ended
+        headers = x_headers(str(prm.rdata.wholeMsg))
+        echo = sip_user(to_uri) == ECHO_USER
+        self.pjt.emit(self._adopt, leg, echo)
+        self.pjt.emit(self._event, protocol.IncomingCall(leg.id, from_uri, to_uri, headers))
+        leg.pj_answer(200 if echo else 180)
+
+    def _pj_ended(self, leg: SipLeg) -> None:
+        self._active.discard(leg.id)
+
+    def _pj_place_call(self, command: protocol.PlaceCall) -> str:
+        if len(self._active) >= self.capacity:
+            raise _CommandError(503, "worker full")
+        leg = SipLeg(self.pjt, f"{self.id}-{next(self._numbers)}", self._event)
+        headers = command.headers
+        leg.pj_make_call(self._account, command.destination, headers, command.caller_id)
+        self._active.add(leg.id)
+        leg.on_ended = self._pj_ended
+        self.pjt.emit(self._adopt, leg, False)
+        return leg.id
+
+    # ---------------------------------------------------------- event loop
+
+    def _adopt(self, leg: SipLeg, echo: bool) -> None:
+        if not leg.ended:
+            self.legs[leg.id] = leg
+            if echo:
+                self._echo.add(leg.id)
+
+    def _event(self, event: protocol.Event) -> None:
+        if isinstance(event, protocol.CallEnded):
+            self.legs.pop(event.leg, None)
+            self._echo.discard(event.leg)
+            self._playing.pop(event.leg, None)
+            other = self._bridged.pop(event.leg, None)
+            if other is not None:
+                self._bridged.pop(other, None)
+        self._send(event)
+
+    def _send(self, message: protocol.Message) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.write(protocol.encode(message))
+        elif not isinstance(message, protocol.Health):
+            logger.info("event %r", message)  # Digit's repr masks the digit
+
+    @property
+    def calls(self) -> int:
+        """Calls up now."""
+        return len(self._active)
+
+    async def run(self) -> None:
+        """Start pjsua2, serve until stopped, then shut everything down."""
+        await self.pjt.start()
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            if self.control_path is not None:
+                reader, self._writer = await asyncio.open_unix_connection(self.control_path)
+                self._send(
+                    protocol.Hello(
+                        protocol.VERSION, self.id, os.getpid(), self.sip_port, self.capacity
+                    )
+                )
+                tasks.append(asyncio.create_task(self._commands(reader), name="worker-commands"))
+            tasks.append(asyncio.create_task(self._health(), name="worker-health"))
+            tasks.append(asyncio.create_task(self._media_loop(), name="worker-media"))
+            await self._stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.pjt.stop()
+            if self._writer is not None:
+                self._writer.close()
+                with contextlib.suppress(OSError):
+                    await self._writer.wait_closed()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish."""
+        self._stop.set()
+
+    async def _health(self) -> None:
+        while True:
+            self._send(protocol.Health(self.calls, self.capacity))
+            await asyncio.sleep(HEALTH_INTERVAL)
+
+    async def _media_loop(self) -> None:
+        """Every 10 ms: each leg's received frames through its in-band DTMF detector.
+
+        A bridged leg's frames go to the leg it is bridged to; the echo
+        extension's legs get their own frames back.
+        """
+        while True:
+            await asyncio.sleep(0.01)
+            for leg in list(self.legs.values()):
+                peer_id = self._bridged.get(leg.id)
+                target = leg if leg.id in self._echo else None
+                if peer_id is not None:
+                    target = self.legs.get(peer_id)
+                while (frame := leg.read_frame()) is not None:
+                    for digit in leg.inband_digits(frame):
+                        self._event(protocol.Digit(leg.id, digit, "inband"))
+                    if target is not None:
+                        target.write_frame(frame)
+                source = self._playing.get(leg.id)
+                while source is not None and leg.queued() < PLAY_AHEAD:
+                    samples = next(source, None)
+                    if samples is None:
+                        del self._playing[leg.id]
+                        break
+                    leg.write_frame(AudioFrame(samples, 0))
+
+    async def _commands(self, reader: asyncio.StreamReader) -> None:
+        decoder = protocol.Decoder("to_worker")
+        try:
+            while data := await reader.read(65536):
+                for message in decoder.feed(data):
+                    self._send(await self._execute(message))
+        except protocol.ProtocolError as error:
+            logger.error("bad control message, stopping: %s", error)
+        finally:
+            self.stop()
+
+    async def _execute(self, message: protocol.Message) -> protocol.Event:
+        command_id = getattr(message, "id", 0)
+        try:
+            leg_id = await self._dispatch(message)
+        except _CommandError as error:
+            return protocol.Error(command_id, error.code, error.text)
+        except Exception as error:  # noqa: BLE001 - pjsua2 errors go back to the caller
+            return protocol.Error(command_id, 500, pj_error_text(error))
+        return protocol.Result(command_id, leg_id)
+
+    def _leg(self, leg_id: str) -> SipLeg:
+        leg = self.legs.get(leg_id)
+        if leg is None:
+            raise _CommandError(404, f"no leg {leg_id}")
+        return leg
+
+    async def _dispatch(self, message: protocol.Message) -> str:
+        run = self.pjt.run
+        match message:
+            case protocol.Answer(leg=leg_id):
+                leg = self._leg(leg_id)
+                await run(lambda: leg.pj_answer(200))
+            case protocol.Reject(leg=leg_id, status=status, reason=reason):
+                leg = self._leg(leg_id)
+                if not 400 <= status <= 699:
+                    raise _CommandError(400, "reject status must be 400..699")
+                await run(lambda: leg.pj_answer(status, reason))
+            case protocol.Hangup(leg=leg_id, cause=cause):
+                leg = self._leg(leg_id)
+                await run(lambda: leg.pj_hangup(cause))
+            case protocol.SendDtmf(leg=leg_id, digits=digits):
+                leg = self._leg(leg_id)
+                await run(lambda: leg.pj_send_dtmf(digits))
+            case protocol.PlaceCall():
+                command = message
+                return await run(lambda: self._pj_place_call(command))
+            case protocol.Stop():
+                self.stop()
+            case protocol.Hello() | protocol.Result() | protocol.Error():
+                raise _CommandError(400, f"{type(message).TYPE} is not a command")
+            case protocol.Bridge(leg_a=leg_a, leg_b=leg_b):
+                a, b = self._leg(leg_a), self._leg(leg_b)
+                if a is b or a.id in self._bridged or b.id in self._bridged:
+                    raise _CommandError(409, "a leg is bridged to one other leg at most")
+                self._echo.difference_update((a.id, b.id))
+                self._playing.pop(a.id, None)
+                self._playing.pop(b.id, None)
+                self._bridged[a.id], self._bridged[b.id] = b.id, a.id
+            case protocol.Play(leg=leg_id, file=file, tone=tone):
+                leg = self._leg(leg_id)
+                if self._bridged.get(leg.id):
+                    raise _CommandError(409, "the leg is bridged")
+                if tone is not None:
+                    progress = CALL_PROGRESS_TONES.get(tone)
+                    if progress is None:
+                        raise _CommandError(
+                            400, f"unknown tone; use {', '.join(CALL_PROGRESS_TONES)}"
+                        )
+                    self._playing[leg.id] = iter(progress.stream(INTERNAL_RATE))
+                elif file is not None:
+                    try:
+                        samples = await asyncio.to_thread(read_wav, file)
+                    except (OSError, ValueError, EOFError) as error:
+                        raise _CommandError(400, f"cannot play {file}: {error}") from None
+                    self._playing[leg.id] = _frames(samples)
+                self._echo.discard(leg.id)
+            case protocol.CollectDigits():
+                raise _CommandError(501, f"{type(message).TYPE} is not implemented yet")
+            case protocol.Record() | protocol.PauseRecording() | protocol.ResumeRecording():
+                raise _CommandError(501, f"{type(message).TYPE} is not implemented yet")
+            case _:
+                raise _CommandError(400, f"{type(message).TYPE} is not a command")
+        return ""
+
+
+def read_wav(path: str) -> Samples:
+    """A mono 16-bit WAV file at 8 or 16 kHz as samples at the internal rate."""
+    with wave.open(path, "rb") as wav:
+        if wav.getnchannels() != 1 or wav.getsampwidth() != 2:
+            raise ValueError("a prompt is a mono 16-bit PCM WAV file")
+        rate = wav.getframerate()
+        if rate not in (8000, 16000):
+            raise ValueError(f"a prompt is recorded at 8000 or 16000 Hz, not {rate}")
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.int16)
+    return resample(samples, rate, INTERNAL_RATE) if rate != INTERNAL_RATE else samples
+
+
+def _frames(samples: Samples) -> Iterator[Samples]:
+    """``samples`` in 20 ms frames, the last one padded with silence."""
+    for start in range(0, len(samples), FRAME_SAMPLES):
+        frame = samples[start : start + FRAME_SAMPLES]
+        if len(frame) < FRAME_SAMPLES:
+            frame = np.concatenate([frame, np.zeros(FRAME_SAMPLES - len(frame), np.int16)])
+        yield frame
+
+
+class _CommandError(Exception):
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The worker's command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m assistline.sip.worker", description="assistline media worker"
+    )
+    parser.add_argument("--id", default="w1", help="worker id used in leg ids and logs")
+    parser.add_argument("--port", type=int, required=True, help="loopback SIP UDP port")
+    parser.add_argument("--control", help="Unix socket of the control process")
+    parser.add_argument("--bind", default="127.0.0.1", help="address for SIP and RTP")
+    parser.add_argument("--codecs", default="PCMU,PCMA,G722", help="codecs in preference order")
+    parser.add_argument("--rtp-min", type=int, default=20000, help="lowest RTP port")
+    parser.add_argument("--rtp-max", type=int, default=30000, help="highest RTP port")
+    parser.add_argument("--public-address", default="", help="address put in SDP (NAT)")
+    return parser.parse_args(argv)
+
+
+async def _main(args: argparse.Namespace) -> None:
+    worker = MediaWorker(
+        args.id,
+        args.port,
+        control_path=args.control,
+        bind_address=args.bind,
+        codecs=tuple(c.strip() for c in args.codecs.split(",") if c.strip()),
+        rtp_port_min=args.rtp_min,
+        rtp_port_max=args.rtp_max,
+        public_address=args.public_address,
+    )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, worker.stop)
+    await worker.run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m assistline.sip.worker``."""
+    args = parse_args(argv)
+    # pjmedia's clock thread needs the GIL every 20 ms (see the module docstring).
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format=f"%(asctime)s worker {args.id} %(message)s"
+    )
+    asyncio.run(_main(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

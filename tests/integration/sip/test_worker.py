@@ -1,0 +1,312 @@
+"""The media worker against real peers on loopback: sipp calls, RTP, the control socket.
+
+The test plays the control process (a Unix socket server speaking
+:mod:`assistline.sip.protocol`); sipp (Debian ``sip-tester``) is the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import wave
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from assistline.media.g711 import decode_alaw, encode_alaw
+from assistline.media.tones import dtmf
+from assistline.sip import protocol
+from tests.integration.sip.worker_peers import (
+    SIPP,
+    Control,
+    RtpSink,
+    free_udp_port,
+    rtp_packet,
+    run_sipp,
+    short_dir,
+    worker_process,
+)
+
+pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is not installed")
+
+
+@pytest.fixture
+async def control() -> AsyncIterator[Control]:
+    directory = short_dir()
+    server = Control(directory / "control.sock")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
+        (directory / "control.sock").unlink(missing_ok=True)
+        directory.rmdir()
+
+
+def _tone_payloads(count: int, frequency: float = 1000.0) -> list[bytes]:
+    t = np.arange(count * 160) / 8000
+    samples = (8000 * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
+    codes = encode_alaw(samples)
+    return [codes[i * 160 : (i + 1) * 160].tobytes() for i in range(count)]
+
+
+def _dominant_hz(samples: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64) * np.hanning(len(samples))))
+    return float(np.argmax(spectrum) * 8000 / len(samples))
+
+
+async def test_echo_call_loops_audio_back_and_reports_inband_and_rfc4733_digits(
+    control: Control,
+) -> None:
+    loop = asyncio.get_running_loop()
+    sink_port = free_udp_port()
+    transport, sink = await loop.create_datagram_endpoint(
+        RtpSink, local_addr=("127.0.0.1", sink_port)
+    )
+    try:
+        async with worker_process(control) as worker:
+            hello = await control.expect(protocol.Hello)
+            assert (hello.version, hello.sip_port, hello.capacity) == (1, worker.port, 4)
+            sipp = asyncio.create_task(
+                run_sipp(
+                    "echo_call.xml", worker.port, pause_ms=3500, keys=[("rtp_sink", str(sink_port))]
+                )
+            )
+            incoming = await control.expect(protocol.IncomingCall)
+            assert incoming.to_uri.endswith("<sip:echo@127.0.0.1>")
+            assert ("X-Assistline-Contact", "contact-42") in incoming.headers
+            await control.expect(protocol.Answered, lambda e: e.leg == incoming.leg)
+
+            # The worker sends RTP (echoed silence) as soon as the call is up;
+            # its source is the worker's RTP port: send a 1 kHz tone there.
+            await asyncio.wait_for(sink.first.wait(), 5)
+            worker_rtp = sink.packets[0][1]
+            start = len(sink.packets)
+            ssrc = random.getrandbits(32)
+            for seq, payload in enumerate(_tone_payloads(50)):
+                transport.sendto(rtp_packet(8, seq, seq * 160, ssrc, payload), worker_rtp)
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.4)
+            echoed = [
+                decode_alaw(data[12:]) for data, _ in sink.packets[start:] if data[1] & 0x7F == 8
+            ]
+            loud = [s for s in echoed if np.sqrt(np.mean(s.astype(np.float64) ** 2)) > 2000]
+            assert len(loud) >= 30, (
+                f"only {len(loud)} of {len(echoed)} echoed frames carry the tone"
+            )
+            assert abs(_dominant_hz(np.concatenate(loud)) - 1000) < 20
+
+            # In-band DTMF: the keys 7 and # as tones, found by the media core's detector.
+            keys = encode_alaw(dtmf("7#", 8000, on_ms=80, off_ms=80))
+            for index in range(len(keys) // 160):
+                seq = 50 + index
+                payload = keys[index * 160 : (index + 1) * 160].tobytes()
+                transport.sendto(rtp_packet(8, seq, seq * 160, ssrc, payload), worker_rtp)
+                await asyncio.sleep(0.02)
+            inband = [
+                await control.expect(protocol.Digit, lambda d: d.method == "inband")
+                for _ in range(2)
+            ]
+            assert [(d.leg, d.digit) for d in inband] == [(incoming.leg, "7"), (incoming.leg, "#")]
+
+            digit = await control.expect(protocol.Digit, lambda d: d.method != "inband", 15)
+            assert (digit.leg, digit.digit, digit.method) == (incoming.leg, "1", "rfc4733")
+            ended = await control.expect(protocol.CallEnded, timeout=15)
+            assert (ended.leg, ended.status) == (incoming.leg, 200)
+            result = await sipp
+            assert (result.returncode, result.successful, result.failed) == (0, 1, 0), result.errors
+    finally:
+        transport.close()
+
+
+async def test_sip_info_digit_is_reported_like_rfc4733(control: Control) -> None:
+    async with worker_process(control) as worker:
+        await control.expect(protocol.Hello)
+        result = await run_sipp("info_dtmf.xml", worker.port, pause_ms=300)
+        assert (result.returncode, result.successful) == (0, 1), result.errors
+        incoming = await control.expect(protocol.IncomingCall)
+        digit = await control.expect(protocol.Digit)
+        assert (digit.leg, digit.digit, digit.method) == (incoming.leg, "5", "info")
+        assert "5" not in repr(digit)
+        await control.expect(protocol.CallEnded, lambda e: e.leg == incoming.leg)
+
+
+async def test_fifth_simultaneous_call_is_refused_busy(control: Control) -> None:
+    async with worker_process(control) as worker:
+        await control.expect(protocol.Hello)
+        result = await run_sipp("info_dtmf.xml", worker.port, calls=5, pause_ms=2500)
+        assert (result.successful, result.failed) == (4, 1), result.errors
+        assert "SIP/2.0 486" in result.errors
+        answered = [m for m in control.seen if isinstance(m, protocol.Answered)]
+        assert len(answered) == 4
+        health = await control.expect(protocol.Health, lambda h: h.calls == 0)
+        assert health.capacity == 4
+
+
+async def test_commands_answer_reject_and_errors(control: Control) -> None:
+    async with worker_process(control) as worker:
+        await control.expect(protocol.Hello)
+        await control.send(protocol.Answer(1, "nope"))
+        error = await control.expect(protocol.Error)
+        assert (error.id, error.code) == (1, 404)
+        await control.send(protocol.Record(2, "nope", "/nowhere/x.wav"))
+        error = await control.expect(protocol.Error)
+        assert (error.id, error.code, error.message) == (2, 501, "record is not implemented yet")
+        sipp = asyncio.create_task(run_sipp("info_dtmf.xml", worker.port, service="agent"))
+        incoming = await control.expect(protocol.IncomingCall)
+        await control.send(protocol.Reject(3, incoming.leg, 486, "Busy Here"))
+        assert await control.expect(protocol.Result) == protocol.Result(3, "")
+        ended = await control.expect(protocol.CallEnded)
+        assert (ended.leg, ended.status) == (incoming.leg, 486)
+        result = await sipp
+        assert (result.successful, result.failed) == (0, 1)
+        await control.send(protocol.Stop(4))
+        assert await control.expect(protocol.Result) == protocol.Result(4, "")
+        assert await asyncio.wait_for(worker.process.wait(), 10) == 0
+
+
+async def test_calls_ended_by_either_side_and_by_stop_leave_a_clean_exit(
+    control: Control,
+) -> None:
+    async with worker_process(control) as worker:
+        await control.expect(protocol.Hello)
+        sipp = asyncio.create_task(run_sipp("info_dtmf.xml", worker.port, calls=3, pause_ms=8000))
+        for _ in range(3):
+            await control.expect(protocol.Answered)
+        legs = [m.leg for m in control.seen if isinstance(m, protocol.Answered)]
+        # One ended by the control process (BYE from the worker) ...
+        await control.send(protocol.Hangup(1, legs[1]))
+        ended = await control.expect(protocol.CallEnded, lambda e: e.leg == legs[1])
+        assert (ended.status, ended.reason) == (603, "Decline")  # the cause it was given
+        # ... the others by stopping the worker with the calls up.
+        await control.send(protocol.Stop(2))
+        assert await asyncio.wait_for(worker.process.wait(), 10) == 0
+        ended_legs = {m.leg for m in control.seen if isinstance(m, protocol.CallEnded)}
+        assert ended_legs == set(legs)
+        result = await sipp
+        assert result.successful + result.failed == 3
+
+
+async def test_hold_and_unhold_are_reported(control: Control) -> None:
+    async with worker_process(control) as worker:
+        await control.expect(protocol.Hello)
+        result = await run_sipp("hold_call.xml", worker.port)
+        assert (result.successful, result.failed) == (1, 0), result.errors
+        await control.expect(protocol.CallEnded)
+        kinds = [type(m).__name__ for m in control.seen if not isinstance(m, protocol.Health)]
+        assert kinds == ["Hello", "IncomingCall", "Answered", "Hold", "Unhold", "CallEnded"]
+
+
+async def test_bridged_legs_hear_each_other(control: Control) -> None:
+    loop = asyncio.get_running_loop()
+    sinks = []
+    for _ in range(2):
+        transport, sink = await loop.create_datagram_endpoint(
+            RtpSink, local_addr=("127.0.0.1", free_udp_port())
+        )
+        sinks.append((transport, sink))
+    try:
+        async with worker_process(control) as worker:
+            await control.expect(protocol.Hello)
+            calls = [
+                asyncio.create_task(
+                    run_sipp(
+                        "echo_call.xml",
+                        worker.port,
+                        pause_ms=4000,
+                        keys=[("rtp_sink", str(transport.get_extra_info("sockname")[1]))],
+                    )
+                )
+                for transport, _ in sinks
+            ]
+            legs = [(await control.expect(protocol.Answered)).leg for _ in range(2)]
+            incoming = {m.leg: m for m in control.seen if isinstance(m, protocol.IncomingCall)}
+            assert set(incoming) == set(legs)
+            await control.send(protocol.Bridge(1, legs[0], legs[1]))
+            assert await control.expect(protocol.Result) == protocol.Result(1, "")
+            await control.send(protocol.Bridge(2, legs[0], legs[1]))
+            assert (await control.expect(protocol.Error)).code == 409
+            # Which sink belongs to which leg does not matter: each must hear
+            # the other's tone, and not its own.
+            for _, sink in sinks:
+                await asyncio.wait_for(sink.first.wait(), 5)
+            starts = [len(sink.packets) for _, sink in sinks]
+            payloads = [_tone_payloads(40, 600.0), _tone_payloads(40, 1400.0)]
+            for seq in range(40):
+                for (transport, sink), tone in zip(sinks, payloads, strict=True):
+                    packet = rtp_packet(8, seq, seq * 160, 1234, tone[seq])
+                    transport.sendto(packet, sink.packets[0][1])
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.4)
+            heard = []
+            for (_, sink), start in zip(sinks, starts, strict=True):
+                frames = [decode_alaw(data[12:]) for data, _ in sink.packets[start:]]
+                loud = [f for f in frames if np.sqrt(np.mean(f.astype(np.float64) ** 2)) > 2000]
+                assert len(loud) >= 20
+                heard.append(round(_dominant_hz(np.concatenate(loud)) / 100) * 100)
+            assert heard == [1400, 600]
+            await control.send(protocol.Hangup(3, legs[0]))
+            await control.expect(protocol.CallEnded)
+            await control.expect(protocol.CallEnded)
+            await asyncio.gather(*calls)
+    finally:
+        for transport, _ in sinks:
+            transport.close()
+
+
+async def test_answer_then_play_a_tone_and_a_wav_file(control: Control) -> None:
+    loop = asyncio.get_running_loop()
+    transport, sink = await loop.create_datagram_endpoint(
+        RtpSink, local_addr=("127.0.0.1", free_udp_port())
+    )
+    prompt = short_dir()
+    try:
+        t = np.arange(8000) / 8000  # 1 s of 1 kHz at 8 kHz (resampled to 16 kHz inside)
+        with wave.open(str(prompt / "prompt.wav"), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(8000)
+            wav.writeframes((8000 * np.sin(2 * np.pi * 1000 * t)).astype("<i2").tobytes())
+        async with worker_process(control) as worker:
+            await control.expect(protocol.Hello)
+            sink_port = transport.get_extra_info("sockname")[1]
+            call = asyncio.create_task(
+                run_sipp(
+                    "echo_call.xml",
+                    worker.port,
+                    service="ivr",
+                    pause_ms=4000,
+                    keys=[("rtp_sink", str(sink_port))],
+                )
+            )
+            incoming = await control.expect(protocol.IncomingCall)
+            assert incoming.to_uri.endswith("<sip:ivr@127.0.0.1>")
+            await control.send(protocol.Answer(1, incoming.leg))
+            assert await control.expect(protocol.Result) == protocol.Result(1, "")
+            await control.expect(protocol.Answered)
+
+            async def heard(seconds: float) -> float:
+                start = len(sink.packets)
+                await asyncio.sleep(seconds)
+                frames = [decode_alaw(data[12:]) for data, _ in sink.packets[start:]]
+                loud = [f for f in frames if np.sqrt(np.mean(f.astype(np.float64) ** 2)) > 1000]
+                assert len(loud) >= seconds * 50 * 0.6, f"{len(loud)} loud of {len(frames)}"
+                return _dominant_hz(np.concatenate(loud))
+
+            await control.send(protocol.Play(2, incoming.leg, tone="eu-dial"))
+            assert await control.expect(protocol.Result) == protocol.Result(2, "")
+            assert abs(await heard(0.6) - 425) < 15
+            await control.send(protocol.Play(3, incoming.leg, file=str(prompt / "prompt.wav")))
+            assert await control.expect(protocol.Result) == protocol.Result(3, "")
+            assert abs(await heard(0.6) - 1000) < 15
+            await control.send(protocol.Play(4, incoming.leg, file=str(prompt / "missing.wav")))
+            assert (await control.expect(protocol.Error)).code == 400
+            await control.send(protocol.Play(5, incoming.leg, tone="fanfare"))
+            assert (await control.expect(protocol.Error)).code == 400
+            await control.expect(protocol.CallEnded, timeout=15)
+            assert (await call).successful == 1
+    finally:
+        transport.close()
+        (prompt / "prompt.wav").unlink(missing_ok=True)
+        prompt.rmdir()
