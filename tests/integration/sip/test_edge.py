@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import ssl
@@ -29,16 +28,6 @@ from assistline.tasks import TaskRegistry
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 HOST = "127.0.0.1"
-
-pytestmark = [
-    pytest.mark.skipif(
-        shutil.which("kamailio", path="/usr/sbin:/usr/bin") is None,
-        reason="Kamailio is not installed (Debian package kamailio)",
-    ),
-    pytest.mark.skipif(
-        shutil.which("sipp") is None, reason="sipp is not installed (Debian package sip-tester)"
-    ),
-]
 
 
 def free_port() -> int:

@@ -14,15 +14,12 @@ from assistline.sip import protocol
 from assistline.sip.pool import WorkerPool
 from assistline.tasks import TaskRegistry
 from tests.integration.sip.worker_peers import (
-    SIPP,
     free_udp_port,
     pid_alive,
     run_sipp,
     short_dir,
     until,
 )
-
-pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is not installed")
 
 
 class Events:

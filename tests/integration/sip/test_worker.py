@@ -18,7 +18,6 @@ from assistline.media.g711 import decode_alaw, encode_alaw
 from assistline.media.tones import dtmf
 from assistline.sip import protocol
 from tests.integration.sip.worker_peers import (
-    SIPP,
     Control,
     RtpSink,
     free_udp_port,
@@ -27,8 +26,6 @@ from tests.integration.sip.worker_peers import (
     short_dir,
     worker_process,
 )
-
-pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is not installed")
 
 
 @pytest.fixture
