@@ -7,11 +7,14 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 DEBIAN_TEST_PACKAGES := $(shell grep -v '^\s*\#' scripts/debian-test-packages.txt)
+DEBIAN_RUN_PACKAGES := kamailio kamailio-tls-modules
 DEBIAN_BENCH_PACKAGES := $(shell grep -v '^\s*\#' scripts/debian-bench-packages.txt)
 
 .PHONY: run test lint typecheck pytest bench debian-test-packages clean
 
 run: $(RUN_STAMP)
+	@# Kamailio is the SIP edge; without it (not root, no package) serve says what is missing.
+	-@scripts/ensure-debian-packages $(DEBIAN_RUN_PACKAGES)
 	$(BIN)/assistline serve
 
 test: $(DEV_STAMP) debian-test-packages

@@ -106,6 +106,7 @@ class StoreSettings:
 class SipSettings:
     """The SIP side: the Kamailio edge in front, media workers behind it."""
 
+    enabled: bool = setting(True, "run media workers and the SIP edge with the server")
     edge_host: str = setting("127.0.0.1", "address the SIP edge listens on for phones and trunks")
     edge_port: int = setting(5060, "UDP and TCP port of the SIP edge")
     tls_port: int = setting(5061, "TLS port of the SIP edge (used when a certificate is set)")

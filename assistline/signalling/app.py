@@ -1,8 +1,9 @@
 """The aiohttp application: routes, middlewares and the resources it owns.
 
 :func:`create_app` builds the app from the settings; resources open and
-close in ``cleanup_ctx`` in a fixed order (database, then background tasks),
-so shutdown cancels tasks before the database they use goes away.
+close in ``cleanup_ctx`` in a fixed order (database, background tasks, then
+the SIP side: media workers and Kamailio), so shutdown stops calls first,
+cancels tasks next, and closes the database they use last.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from aiohttp import web
 
 from assistline.settings import Settings
 from assistline.signalling import system, web_client
-from assistline.signalling.keys import DATABASE_KEY, OPENAPI_KEY, SETTINGS_KEY, TASKS_KEY
+from assistline.signalling.keys import (
+    DATABASE_KEY,
+    OPENAPI_KEY,
+    SETTINGS_KEY,
+    TASKS_KEY,
+    WORKER_POOL_KEY,
+)
 from assistline.signalling.openapi import (
     Operation,
     add_operations,
@@ -23,6 +30,7 @@ from assistline.signalling.openapi import (
 )
 from assistline.signalling.problems import problem_middleware
 from assistline.signalling.request_id import request_id_middleware
+from assistline.sip.service import sip_service
 from assistline.store.database import open_store
 from assistline.tasks import TaskRegistry
 
@@ -87,6 +95,16 @@ async def _tasks_ctx(app: web.Application) -> AsyncIterator[None]:
     await registry.close(timeout=app[SETTINGS_KEY].http.shutdown_timeout)
 
 
+async def _sip_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS_KEY]
+    if not settings.sip.enabled:
+        yield
+        return
+    async with sip_service(settings, app[DATABASE_KEY], app[TASKS_KEY]) as pool:
+        app[WORKER_POOL_KEY] = pool
+        yield
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the application; its resources open when it starts."""
     app = web.Application(middlewares=[request_id_middleware, problem_middleware])
@@ -94,5 +112,6 @@ def create_app(settings: Settings) -> web.Application:
     app[OPENAPI_KEY] = build_document(OPERATIONS)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_tasks_ctx)
+    app.cleanup_ctx.append(_sip_ctx)
     add_operations(app, OPERATIONS)
     return app

@@ -20,9 +20,10 @@ Measured here (Kamailio 5.6.3, 2 cores): with ``children=2`` Kamailio runs
 ``kill -9`` of the main process its children keep our stderr pipe open, so
 the supervisor waits on a pidfd, not on ``Process.wait()``.
 
-As root, Kamailio drops to the ``kamailio`` system user (``-u/-g``) when
-that user exists and can reach the edge directory; otherwise it keeps the
-server's user, and the log says so.
+As root, Kamailio runs as the ``kamailio`` system user (switched before
+exec, so it keeps the parent-death signal that stops it if assistline is
+killed) when that user exists and can reach the edge directory; otherwise
+it keeps the server's user, and the log says so.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
+from assistline.children import die_with_parent
 from assistline.errors import AssistlineError
 from assistline.settings import Settings
 from assistline.sip import edge_config
@@ -197,10 +199,7 @@ class SipEdge:
         command += ["-Y", str(runtime.runtime_dir)]
         if check:
             return [*command, "-c"]
-        command += ["-DD", "-E", "-P", str(runtime.pid_file)]
-        if self._user is not None:
-            command += ["-u", self._user[0], "-g", self._user[1]]
-        return command
+        return [*command, "-DD", "-E", "-P", str(runtime.pid_file)]
 
     async def _check(self) -> None:
         process = await asyncio.create_subprocess_exec(
@@ -244,6 +243,12 @@ class SipEdge:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            # The user is switched before exec, not by Kamailio's -u: a process
+            # that changes its own user id loses its parent-death signal.
+            preexec_fn=die_with_parent(),
+            user=self._user[0] if self._user else None,
+            group=self._user[1] if self._user else None,
+            extra_groups=[] if self._user else None,
         )
         self._reader = self._tasks.spawn("sip-edge log", self._read_log(self._process))
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from assistline.children import die_with_parent
 from assistline.errors import AssistlineError
 from assistline.settings import SipSettings
 from assistline.sip import protocol
@@ -122,6 +123,11 @@ class WorkerPool:
         self._pending: dict[int, tuple[Worker, asyncio.Future[protocol.Result]]] = {}
         self._stopping = False
 
+    @property
+    def worker_args(self) -> tuple[str, ...]:
+        """The command-line arguments every worker is started with."""
+        return self._worker_args
+
     @classmethod
     def from_settings(
         cls, settings: SipSettings, socket_path: Path, on_event: EventSink, tasks: TaskRegistry
@@ -202,6 +208,7 @@ class WorkerPool:
             *("--port", str(worker.sip_port), "--control", str(self.socket_path)),
             *self._worker_args,
             stdin=asyncio.subprocess.DEVNULL,
+            preexec_fn=die_with_parent(),
         )
         worker.pid = worker.process.pid
         worker.started = worker.last_seen = self._clock()

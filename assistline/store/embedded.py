@@ -20,7 +20,6 @@ because the server must be a supervised child of ``assistline serve``:
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import importlib.util
 import logging
@@ -34,13 +33,13 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+from assistline.children import die_with_parent
 from assistline.errors import EmbeddedPostgresError
 
 logger = logging.getLogger(__name__)
 
 SYSTEM_USER = "assistline"
 SUPERUSER = "postgres"
-_PR_SET_PDEATHSIG = 1
 _SOCKET_NAME = ".s.PGSQL.5432"
 # sun_path holds 108 bytes; keep a margin for the ".lock" file beside it.
 _MAX_SOCKET_PATH = 100
@@ -192,14 +191,6 @@ class EmbeddedPostgres:
         """Start the postmaster, on a long-lived thread: the parent-death signal is per thread."""
         if self.pid is not None:
             return
-        parent = os.getpid()
-
-        def arm_parent_death_signal() -> None:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
-            if os.getppid() != parent:  # the parent died before the signal was armed
-                os._exit(1)
-
         settings = {
             "listen_addresses": "",
             "unix_socket_directories": str(self.socket_dir),
@@ -228,7 +219,8 @@ class EmbeddedPostgres:
                 stderr=log,
                 cwd="/",
                 start_new_session=True,
-                preexec_fn=arm_parent_death_signal,
+                # SIGINT: PostgreSQL's fast shutdown, a clean checkpoint.
+                preexec_fn=die_with_parent(signal.SIGINT),
                 **kwargs,
             )
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from assistline.settings import HttpSettings, Settings, StoreSettings
+from assistline.settings import HttpSettings, Settings, SipSettings, StoreSettings
 from assistline.store import migrations
 from assistline.store.embedded import EmbeddedPostgres
 
@@ -63,8 +63,12 @@ async def database_url(pg_server: EmbeddedPostgres) -> AsyncIterator[str]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    """Settings for an in-process server on a free port and this test's database."""
+    """Settings for an in-process HTTP server on a free port and this test's database.
+
+    The SIP side stays off: its tests start it with free ports of their own.
+    """
     return Settings(
         http=HttpSettings(port=0),
         store=StoreSettings(database_url=database_url, data_dir=tmp_path / "data"),
+        sip=SipSettings(enabled=False),
     )

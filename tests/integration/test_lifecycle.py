@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,13 +22,40 @@ from assistline.store.embedded import EmbeddedPostgres
 pytestmark = pytest.mark.slow
 
 
+def _free_ports(count: int) -> int:
+    """The first of ``count`` consecutive loopback ports free for UDP and TCP."""
+    for _ in range(200):
+        first = random.randrange(30000, 60000 - count)
+        try:
+            for port in range(first, first + count):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    with socket.socket(socket.AF_INET, kind) as probe:
+                        probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise AssertionError("no free loopback ports")
+
+
 class RunningServer:
-    """``python -m assistline serve`` on a free port and its own data directory."""
+    """``python -m assistline serve`` on free ports and its own data directory.
+
+    The SIP side runs too: two media workers and, when installed, Kamailio.
+    """
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         environment = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTLINE_")}
         environment.pop("DATABASE_URL", None)
+        first = _free_ports(6)
+        environment |= {
+            "ASSISTLINE_SIP_EDGE_PORT": str(first),
+            "ASSISTLINE_SIP_TLS_PORT": str(first + 1),
+            "ASSISTLINE_SIP_WORKER_BASE_PORT": str(first + 2),
+            "ASSISTLINE_SIP_WORKERS": "2",
+            "ASSISTLINE_SIP_MAX_WORKERS": "4",
+        }
+        self.sip_port = first
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -113,6 +141,13 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
@@ -124,7 +159,11 @@ def test_signal_shuts_down_cleanly_within_10_s(
 ) -> None:
     assert server.get("/readyz") == 200
     children = server.descendants()
-    assert children, "the embedded PostgreSQL runs as a child"
+    commands = {_command(pid) for pid in children}
+    assert any("postgres" in c for c in commands), "the embedded PostgreSQL runs as a child"
+    assert sum("assistline.sip.worker" in c for c in commands) == 2, commands
+    assert any("kamailio" in c for c in commands), "Kamailio runs as a child"
+    assert _listening(server.sip_port)
     pg_socket = EmbeddedPostgres(server.data_dir).socket_dir / ".s.PGSQL.5432"
     assert pg_socket.exists()
 
@@ -137,6 +176,7 @@ def test_signal_shuts_down_cleanly_within_10_s(
         assert complaint not in stderr
     assert not [pid for pid in children if _alive(pid)]
     assert not _listening(server.port)
+    assert not _listening(server.sip_port)
     assert not pg_socket.exists()
 
 
