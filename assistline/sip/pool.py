@@ -105,6 +105,7 @@ class WorkerPool:
         max_workers: int = 8,
         base_port: int = 5080,
         worker_args: Sequence[str] = (),
+        rtp_ports: tuple[int, int] = (20000, 30000),
         python: str = sys.executable,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -116,6 +117,7 @@ class WorkerPool:
         self.base_port = base_port
         self._worker_args = tuple(worker_args)
         self._python = python
+        self.rtp_ports = rtp_ports
         self._clock = clock
         self.workers: dict[str, Worker] = {}
         self._server: asyncio.Server | None = None
@@ -135,7 +137,6 @@ class WorkerPool:
         """A pool sized and configured by the ``[sip]`` settings."""
         args = [
             *("--codecs", ",".join(settings.codecs)),
-            *("--rtp-min", str(settings.rtp_port_min), "--rtp-max", str(settings.rtp_port_max)),
         ]
         if settings.public_address:
             args += ["--public-address", settings.public_address]
@@ -147,6 +148,7 @@ class WorkerPool:
             max_workers=settings.max_workers,
             base_port=settings.worker_base_port,
             worker_args=args,
+            rtp_ports=(settings.rtp_port_min, settings.rtp_port_max),
         )
 
     # ------------------------------------------------------------ lifecycle
@@ -198,6 +200,14 @@ class WorkerPool:
                     process.kill()
                 await process.wait()
 
+    def _rtp_args(self, worker: Worker) -> list[str]:
+        """Each worker slot gets its own slice of the RTP range: pjmedia does not share."""
+        low, high = self.rtp_ports
+        size = (high - low + 1) // self.max_workers
+        slot = worker.sip_port - self.base_port
+        first = low + slot * size
+        return ["--rtp-min", str(first), "--rtp-max", str(first + size - 1)]
+
     async def _spawn(self, worker: Worker) -> None:
         self.workers[worker.id] = worker
         worker.ready.clear()
@@ -207,6 +217,7 @@ class WorkerPool:
             *(self._python, "-m", "assistline.sip.worker", "--id", worker.id),
             *("--port", str(worker.sip_port), "--control", str(self.socket_path)),
             *self._worker_args,
+            *self._rtp_args(worker),
             stdin=asyncio.subprocess.DEVNULL,
             preexec_fn=die_with_parent(),
         )

@@ -25,6 +25,7 @@ from assistline.settings import Settings
 from assistline.sip import protocol
 from assistline.sip.edge import SipEdge, find_kamailio, missing_kamailio_message
 from assistline.sip.pool import WorkerPool
+from assistline.sip.sipmsg import ECHO_USER, sip_user
 from assistline.store.database import Database
 from assistline.tasks import TaskRegistry
 
@@ -41,6 +42,8 @@ class CallRouter:
     def __call__(self, worker: str, event: protocol.Event) -> None:
         """Handle one event from ``worker`` (on the event loop)."""
         if isinstance(event, protocol.IncomingCall):
+            if sip_user(event.to_uri) == ECHO_USER:
+                return  # the worker answers its echo extension itself
             logger.info("incoming call %s on %s to %s", event.leg, worker, event.to_uri)
             _ = self._tasks.spawn(f"reject {event.leg}", self._reject(worker, event.leg))
         elif isinstance(event, protocol.CallEnded):
@@ -74,6 +77,7 @@ async def sip_service(
             max_workers=1,
             base_port=sip.edge_port,
             worker_args=[*pool.worker_args, "--bind", sip.edge_host],
+            rtp_ports=pool.rtp_ports,
         )
     router.pool = pool
     await pool.start()
@@ -95,6 +99,13 @@ async def sip_service(
         credentials = await AgentDirectory(database.pool, sip.realm).credentials()
         await edge.start(credentials)
         try:
+            # The dispatcher starts every address "probing" until an OPTIONS ping
+            # answers; the workers already running are known good, so calls
+            # arriving in the first second are not refused.
+            for worker in pool.workers.values():
+                await edge.rpc(
+                    "dispatcher.set_state", "ap", "1", f"sip:127.0.0.1:{worker.sip_port}"
+                )
             yield pool
         finally:
             await edge.stop()

@@ -45,6 +45,10 @@ def x_headers(message: str) -> Headers:
     return tuple((name, value) for name, value in fields if name.lower().startswith("x-"))
 
 
+ECHO_USER = "echo"
+"""The user part of the echo extension every worker answers itself."""
+
+
 def sip_user(uri: str) -> str:
     """The user part of a SIP URI (``"Echo" <sip:echo@host>`` → ``echo``)."""
     inner = uri.split("<", 1)[1].split(">", 1)[0] if "<" in uri else uri

@@ -79,7 +79,7 @@ from assistline.media.tones import CALL_PROGRESS_TONES
 from assistline.sip import protocol
 from assistline.sip.leg import SipLeg
 from assistline.sip.pjthread import PjThread, guarded, pj_error_text
-from assistline.sip.sipmsg import codec_priorities, sip_user, x_headers
+from assistline.sip.sipmsg import ECHO_USER, codec_priorities, sip_user, x_headers
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,6 @@ CAPACITY = 4
 HEALTH_INTERVAL = 1.0
 #: Frames kept queued toward a leg while playing: 60 ms ahead of pjmedia's clock.
 PLAY_AHEAD = 3
-ECHO_USER = "echo"
 #: GIL switch interval in a worker, seconds (5 ms by default in CPython).
 SWITCH_INTERVAL = 0.001
 
