@@ -6,7 +6,7 @@ from pathlib import Path
 
 from assistline.settings import SipSettings
 from assistline.sip import protocol
-from assistline.sip.pool import WorkerPool
+from assistline.sip.pool import Worker, WorkerPool
 from assistline.tasks import TaskRegistry
 
 
@@ -27,7 +27,19 @@ def test_pool_from_settings() -> None:
     pool = WorkerPool.from_settings(settings, Path("/run/x.sock"), _ignore, TaskRegistry())
     assert (pool.max_workers, pool.base_port, pool.free) == (5, 6000, 0)
     assert pool._initial == 3
-    assert pool._worker_args == (
-        *("--codecs", "G722,PCMA", "--rtp-min", "31000", "--rtp-max", "32000"),
-        *("--public-address", "203.0.113.7"),
+    assert pool.worker_args == ("--codecs", "G722,PCMA", "--public-address", "203.0.113.7")
+    assert pool.rtp_ports == (31000, 32000)
+
+
+def test_each_worker_slot_gets_its_own_rtp_ports() -> None:
+    settings = SipSettings(
+        workers=1, max_workers=4, worker_base_port=6000, rtp_port_min=20000, rtp_port_max=29999
     )
+    pool = WorkerPool.from_settings(settings, Path("/run/x.sock"), _ignore, TaskRegistry())
+    slices = [pool._rtp_args(Worker(f"w{i + 1}", 6000 + i)) for i in range(4)]
+    assert slices == [
+        ["--rtp-min", "20000", "--rtp-max", "22499"],
+        ["--rtp-min", "22500", "--rtp-max", "24999"],
+        ["--rtp-min", "25000", "--rtp-max", "27499"],
+        ["--rtp-min", "27500", "--rtp-max", "29999"],
+    ]
