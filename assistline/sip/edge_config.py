@@ -11,7 +11,10 @@ text of its files, without touching the disk: ``edge.py`` writes them.
   readable as a Kamailio file.
 - ``dispatcher.list``: media workers are dispatcher set 1, chosen by call
   load (algorithm 10) with ``maxload`` = the calls one worker holds (4 with
-  the pjsua2 wheel), pinged with OPTIONS so a dead worker is never chosen.
+  the pjsua2 wheel), pinged with OPTIONS. Every address starts inactive
+  (flags 9), so one with no worker behind it is never chosen: listed as
+  merely probing (flags 8) it was chosen until its first ping timed out
+  (3 s), and calls sent there failed.
 - ``db/credentials``: agents' credentials as a db_text table of HA1 digests,
   md5("user:realm:password"), the only stored form SIP digest can check;
   Kamailio loads it into a hash table (``htable.reload creds``).
@@ -172,12 +175,13 @@ def listen_lines(sip: SipSettings, runtime: EdgeRuntime) -> list[str]:
 
 
 def dispatcher_list(workers: Iterable[tuple[str, int]], calls_per_worker: int = 4) -> str:
-    """The dispatcher list: every worker in set 1, probed, with its call limit."""
+    """The dispatcher list: every worker in set 1, inactive until it answers a ping."""
     lines = ["# setid destination flags priority attributes (written by assistline)"]
     for index, (host, port) in enumerate(workers, start=1):
-        # flags 8: probing (OPTIONS pings) from the start.
+        # flags 9: inactive and probing (OPTIONS pings): an address turns
+        # active when a worker answers there, never selected before.
         lines.append(
-            f"{DISPATCHER_SET} sip:{_host(host)}:{port} 8 0 "
+            f"{DISPATCHER_SET} sip:{_host(host)}:{port} 9 0 "
             f"duid=worker{index};maxload={calls_per_worker}"
         )
     return "\n".join(lines) + "\n"

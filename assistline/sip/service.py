@@ -3,9 +3,9 @@
 Started from the aiohttp app's ``cleanup_ctx`` after the database (agents'
 credentials come from it) and stopped before it: the worker pool first, so
 the edge has somewhere to dispatch to, then Kamailio with the agents' HA1
-credentials and every worker address the pool may use (the dispatcher's
-OPTIONS pings mark the ones not running inactive, so a grown pool needs no
-reload). Without Kamailio, one worker takes the public SIP address itself
+credentials and every worker address the pool may use (all inactive until
+a worker answers the dispatcher's OPTIONS pings there, so a grown pool
+needs no reload). Without Kamailio, one worker takes the public SIP address itself
 and the log says what is missing.
 
 Until routing exists (the click-for-assistance and payment-line issues),
@@ -99,9 +99,9 @@ async def sip_service(
         credentials = await AgentDirectory(database.pool, sip.realm).credentials()
         await edge.start(credentials)
         try:
-            # The dispatcher starts every address "probing" until an OPTIONS ping
-            # answers; the workers already running are known good, so calls
-            # arriving in the first second are not refused.
+            # The dispatcher starts every address inactive until an OPTIONS ping
+            # answers (up to a second); the workers already running are known
+            # good, so calls arriving in the first second are not refused.
             for worker in pool.workers.values():
                 await edge.rpc(
                     "dispatcher.set_state", "ap", "1", f"sip:127.0.0.1:{worker.sip_port}"

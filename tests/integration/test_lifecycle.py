@@ -243,3 +243,18 @@ def test_start_after_both_processes_were_killed_recovers(data_dir: Path) -> None
         second.process.send_signal(signal.SIGTERM)
         second.process.communicate(timeout=10)
         second.stop()
+
+
+def test_calls_through_the_edge_spread_over_the_workers(server: RunningServer) -> None:
+    from tests.integration.sip.worker_peers import free_udp_port, run_sipp
+
+    # Six simultaneous calls: more than one worker holds (four), so Kamailio's
+    # dispatcher must spread them over both workers. The echoed audio goes to a
+    # port nobody reads; the worker tests check the audio itself.
+    sink = str(free_udp_port())
+    result = asyncio.run(
+        run_sipp(
+            "echo_call.xml", server.sip_port, calls=6, pause_ms=1500, keys=[("rtp_sink", sink)]
+        )
+    )
+    assert (result.successful, result.failed) == (6, 0), result.errors

@@ -290,6 +290,58 @@ async def test_call_dispatched_to_worker_then_503_when_it_is_gone(
     assert reply == "SIP/2.0 503 Service Unavailable"
 
 
+async def dispatcher_flags(edge: SipEdge) -> dict[str, str]:
+    """The dispatcher's state flags (A/I, then P when probing) of each address."""
+    flags: dict[str, str] = {}
+    uri = ""
+    for line in (await edge.rpc("dispatcher.list")).splitlines():
+        key, _, value = line.strip().partition(": ")
+        if key == "URI":
+            uri = value
+        elif key == "FLAGS":
+            flags[uri] = value
+    return flags
+
+
+async def test_address_without_worker_is_never_chosen_and_failover_keeps_the_call(
+    make_edge: EdgeFactory,
+) -> None:
+    worker_port, nobody_port = free_port(), free_port()
+    worker = await asyncio.create_subprocess_exec(
+        *["sipp", "-nostdin", "-sf", str(SCENARIOS / "edge_worker.xml"), "-aa"],
+        *["-i", HOST, "-p", str(worker_port), "-mp", str(free_port())],
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        # No pings during the test (the first is due after 60 s): states change
+        # only as the test and the routing script set them. Loads being equal,
+        # algorithm 10 takes the first address dispatcher.list shows: the
+        # last one in the file, nobody's.
+        edge = await make_edge(
+            workers=((HOST, worker_port), (HOST, nobody_port)),
+            limits=EdgeLimits(ping_interval=60, fr_timer_ms=500),
+        )
+        worker_uri, nobody_uri = f"sip:{HOST}:{worker_port}", f"sip:{HOST}:{nobody_port}"
+        assert await dispatcher_flags(edge) == {nobody_uri: "IP", worker_uri: "IP"}
+        await edge.rpc("dispatcher.set_state", "ap", "1", worker_uri)
+        port = edge_port(edge)
+        call = str(SCENARIOS / "edge_call.xml")
+        # Inactive from the start, nobody's address is passed over.
+        assert await sipp(f"{HOST}:{port}", "-sf", call, "-s", "ivr") == 0
+        assert await dispatcher_flags(edge) == {nobody_uri: "IP", worker_uri: "AP"}
+        # Believed active, it gets the call, which times out there and moves,
+        # with its load, to the worker; the dead address is marked inactive.
+        await edge.rpc("dispatcher.set_state", "a", "1", nobody_uri)
+        assert await sipp(f"{HOST}:{port}", "-sf", call, "-s", "ivr") == 0
+        assert await dispatcher_flags(edge) == {nobody_uri: "IP", worker_uri: "AP"}
+    finally:
+        worker.terminate()
+        await worker.wait()
+    assert "cannot update load" not in edge.log_file.read_text()
+
+
 MALFORMED: dict[str, Callable[[int], bytes]] = {
     "bad Via": lambda port: request("OPTIONS", port).replace(
         b"Via: SIP/2.0/UDP", b"Via: SIP/9.9/XYZ garbage;;;"

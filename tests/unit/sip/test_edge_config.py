@@ -114,8 +114,8 @@ def test_dispatcher_list() -> None:
     text = edge_config.dispatcher_list([("127.0.0.1", 5080), ("::1", 5081)], calls_per_worker=4)
     assert text == (
         "# setid destination flags priority attributes (written by assistline)\n"
-        "1 sip:127.0.0.1:5080 8 0 duid=worker1;maxload=4\n"
-        "1 sip:[::1]:5081 8 0 duid=worker2;maxload=4\n"
+        "1 sip:127.0.0.1:5080 9 0 duid=worker1;maxload=4\n"
+        "1 sip:[::1]:5081 9 0 duid=worker2;maxload=4\n"
     )
 
 
