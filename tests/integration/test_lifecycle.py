@@ -56,36 +56,46 @@ class RunningServer:
             "ASSISTLINE_SIP_MAX_WORKERS": "4",
         }
         self.sip_port = first
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "assistline",
-                "serve",
-                "--port",
-                "0",
-                "--data-dir",
-                str(data_dir),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=environment,
-        )
+        # Output goes to files, not pipes: a pipe nobody reads fills up and
+        # blocks the server (its workers and Kamailio log too).
+        self.stdout_path = data_dir.parent / f"serve-{first}.out"
+        self.stderr_path = data_dir.parent / f"serve-{first}.err"
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "assistline",
+                    "serve",
+                    "--port",
+                    "0",
+                    "--data-dir",
+                    str(data_dir),
+                ],
+                stdout=out,
+                stderr=err,
+                env=environment,
+            )
         self.url = self._wait_for_url()
 
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout)
+
     def _wait_for_url(self) -> str:
-        assert self.process.stdout is not None
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            if "API document" in line:
-                return line.split()[-1].removesuffix("/api/v1/openapi.json")
+        while time.monotonic() < deadline and self.process.poll() is None:
+            for line in self.stdout_path.read_text(errors="replace").splitlines():
+                if "API document" in line:
+                    return line.split()[-1].removesuffix("/api/v1/openapi.json")
+            time.sleep(0.1)
         self.process.kill()
-        _, stderr = self.process.communicate()
-        raise AssertionError(f"the server did not start:\n{stderr}")
+        self.process.wait()
+        raise AssertionError(f"the server did not start:\n{self.stderr}")
 
     @property
     def port(self) -> int:
@@ -116,7 +126,7 @@ class RunningServer:
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
-        self.process.communicate()
+        self.process.wait()
 
 
 @pytest.fixture
@@ -169,9 +179,10 @@ def test_signal_shuts_down_cleanly_within_10_s(
 
     started = time.monotonic()
     server.process.send_signal(stop_signal)
-    _, stderr = server.process.communicate(timeout=10)
+    returncode = server.wait(timeout=10)
     assert time.monotonic() - started < 10
-    assert server.process.returncode == 0, stderr
+    stderr = server.stderr
+    assert returncode == 0, stderr
     for complaint in ("Task was destroyed", "was never retrieved", "Traceback", "pending"):
         assert complaint not in stderr
     assert not [pid for pid in children if _alive(pid)]
@@ -204,7 +215,7 @@ def test_start_after_kill_9_recovers_without_losing_data(data_dir: Path) -> None
         asyncio.run(_write_row(data_dir))
         children = first.descendants()
         first.process.kill()
-        first.process.communicate()
+        first.process.wait()
         # The postmaster's parent-death signal stops it on its own.
         deadline = time.monotonic() + 15
         while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
@@ -218,8 +229,7 @@ def test_start_after_kill_9_recovers_without_losing_data(data_dir: Path) -> None
         assert second.get("/readyz") == 200
         assert asyncio.run(_count_rows(data_dir)) == 1
         second.process.send_signal(signal.SIGTERM)
-        second.process.communicate(timeout=10)
-        assert second.process.returncode == 0
+        assert second.wait(timeout=10) == 0
     finally:
         second.stop()
 
@@ -232,7 +242,7 @@ def test_start_after_both_processes_were_killed_recovers(data_dir: Path) -> None
         pid_file = EmbeddedPostgres(data_dir).cluster_dir / "postmaster.pid"
         os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
         first.process.kill()
-        first.process.communicate()
+        first.process.wait()
     finally:
         first.stop()
     second = RunningServer(data_dir)
@@ -241,7 +251,7 @@ def test_start_after_both_processes_were_killed_recovers(data_dir: Path) -> None
         assert asyncio.run(_count_rows(data_dir)) == 1
     finally:
         second.process.send_signal(signal.SIGTERM)
-        second.process.communicate(timeout=10)
+        second.wait(timeout=10)
         second.stop()
 
 
