@@ -125,6 +125,13 @@ def test_reverse_twist_of_4_db_is_accepted(rate: int) -> None:
 
 
 @pytest.mark.parametrize("rate", RATES)
+def test_twist_a_quarter_db_inside_the_limits_is_accepted(rate: int) -> None:
+    normal = [Press(k, low_dbm0=-3.0, high_dbm0=-11.75) for k in DTMF_KEYS]
+    reverse = [Press(k, low_dbm0=-7.75, high_dbm0=-3.0) for k in DTMF_KEYS]
+    assert digits(render(normal + reverse, rate), rate) == DTMF_KEYS * 2
+
+
+@pytest.mark.parametrize("rate", RATES)
 def test_twist_beyond_the_limits_is_rejected(rate: int) -> None:
     normal = [Press(k, low_dbm0=-3.0, high_dbm0=-14.0) for k in DTMF_KEYS]
     reverse = [Press(k, low_dbm0=-10.0, high_dbm0=-3.0) for k in DTMF_KEYS]
@@ -253,6 +260,34 @@ def test_call_progress_tones_are_not_digits(rate: int) -> None:
         detector = DtmfDetector(rate)
         events = [e for _ in range(500) for e in detector.feed(next(stream))]
         assert events == [], tone.name
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_reported_events_are_ordinary_frozen_digit_events(rate: int) -> None:
+    (event,) = detect(render([Press("7")], rate), rate)
+    assert type(event) is DigitEvent
+    assert event == DigitEvent("7", event.start, event.duration)
+    assert hash(event) == hash(DigitEvent("7", event.start, event.duration))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.digit = "8"  # type: ignore[misc]  # frozen on purpose
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_calls_of_changing_sizes_give_the_same_events(rate: int) -> None:
+    signal = render([Press(k, on_ms=45.0, off_ms=55.0) for k in "2580"], rate, lead_ms=4.0)
+    expected = detect(signal, rate)
+    assert [e.digit for e in expected] == list("2580")
+    detector = DtmfDetector(rate)
+    sizes = [rate // 50, rate // 100, 3 * rate // 100, 7, rate // 25, 1, rate // 50 - 1]
+    events: list[DigitEvent] = []
+    start = 0
+    for step in range(10_000):
+        if start >= signal.shape[0]:
+            break
+        size = sizes[step % len(sizes)]
+        events += detector.feed(signal[start : start + size])
+        start += size
+    assert events + detector.flush() == expected
 
 
 def test_digit_events_keep_the_digit_out_of_their_repr() -> None:
