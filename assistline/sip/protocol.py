@@ -31,8 +31,14 @@ carrying the same ``id``:
   none), first_timeout_ms, inter_digit_timeout_ms
 - ``bridge`` id, leg_a, leg_b (both on this worker; each hears the other,
   until one of them ends)
-- ``record`` id, leg, path; ``pause_recording`` id, leg;
-  ``resume_recording`` id, leg
+- ``record`` id, leg, path: a stereo 16 kHz WAV file (left what the leg
+  sends, right what it hears) at ``path``, absolute, in an existing
+  directory, never overwritten (409 when it or its ``.json`` sidecar of
+  pause intervals exists, or the leg is already recorded); closed when the
+  leg ends
+- ``pause_recording`` id, leg; ``resume_recording`` id, leg: silence
+  instead of audio until resumed (idempotent; 404 when the leg is not
+  being recorded)
 - ``hangup`` id, leg, cause (SIP status sent, e.g. 486 before answer;
   ignored after answer, where a BYE is sent)
 - ``send_dtmf`` id, leg, digits
@@ -41,9 +47,9 @@ carrying the same ``id``:
 Worker → control events:
 
 - ``result`` id, leg ("" when the command made none)
-- ``error`` id, code (SIP-like status: 400 bad command, 404 unknown leg,
-  409 conflict (leg already bridged), 501 not implemented, 503 full),
-  message
+- ``error`` id, code (SIP-like status: 400 bad command, 404 unknown leg
+  or no recording, 409 conflict (leg already bridged or recorded, file
+  exists), 501 not implemented, 503 full), message
 - ``incoming_call`` leg, from_uri, to_uri, headers (list of [name, value];
   the ``X-`` headers of the INVITE)
 - ``ringing`` leg; ``answered`` leg

@@ -22,10 +22,22 @@ frames go through the detector, then back (echo) or to the bridged leg
 (``bridge`` forwards frames leg to leg; the media core's
 :mod:`assistline.media.bridge` with its taps is not wired in yet), and a
 playing prompt or tone is kept :data:`PLAY_AHEAD` frames ahead of pjmedia's
-clock. ``collect_digits``, ``record``, ``pause_recording`` and
-``resume_recording`` answer ``error`` 501 for now: digits already reach the
-control process as ``digit`` events. Other incoming calls ring
+clock. ``collect_digits`` answers ``error`` 501 for now: digits already
+reach the control process as ``digit`` events. Other incoming calls ring
 (180) and wait for the control process to ``answer`` or ``reject`` them.
+
+**Recording.** ``record`` writes a leg to a new stereo WAV file through
+:class:`~assistline.media.recorder.Recorder` (pause intervals in its JSON
+sidecar): left what the leg sends us, right what it hears (its echo, its
+bridged peer, a prompt). The same 10 ms task queues each side's frames and
+pairs them in order once every leg has been served, so frames of one tick
+meet; a side with nothing for :data:`PAIR_WAIT` is written as silence (see
+:class:`_Recording`). The writes stay on the event loop because they are
+small: measured here, 4.5 µs per stereo pair (flush amortised), 0.26 ms to
+open a recording, 0.2 ms to close it, 0.2–0.3 ms per real pause or resume
+(a sidecar rewrite); a failing disk stops that recording (logged), never
+the media. A leg's recording is closed when the leg ends, and every
+recording when the worker stops.
 
 Measured here on pjsua2-python 2.15.1, 2 cores (scripts kept out of the
 repository):
@@ -66,7 +78,9 @@ import logging
 import os
 import signal
 import sys
+import time
 import wave
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -74,10 +88,11 @@ import numpy as np
 import pjsua2 as pj
 
 from assistline.media.frame import FRAME_SAMPLES, INTERNAL_RATE, AudioFrame, Samples
+from assistline.media.recorder import Recorder, sidecar_path
 from assistline.media.resample import resample
 from assistline.media.tones import CALL_PROGRESS_TONES
 from assistline.sip import protocol
-from assistline.sip.leg import SipLeg
+from assistline.sip.leg import RING_FRAMES, SipLeg
 from assistline.sip.pjthread import PjThread, guarded, pj_error_text
 from assistline.sip.sipmsg import ECHO_USER, codec_priorities, sip_user, x_headers
 
@@ -90,6 +105,8 @@ HEALTH_INTERVAL = 1.0
 PLAY_AHEAD = 3
 #: GIL switch interval in a worker, seconds (5 ms by default in CPython).
 SWITCH_INTERVAL = 0.001
+#: Seconds a recorded frame waits for its other channel before silence stands in.
+PAIR_WAIT = 0.04
 
 
 class _Account(pj.Account):  # type: ignore[misc]  # pjsua2 has no stubs
@@ -135,6 +152,7 @@ class MediaWorker:
         self._echo: set[str] = set()
         self._bridged: dict[str, str] = {}  # leg id -> the leg it hears it
         self._playing: dict[str, Iterator[Samples]] = {}  # leg id -> frames to play
+        self._recordings: dict[str, _Recording] = {}  # leg id -> its recording
         self._writer: asyncio.StreamWriter | None = None
         self._stop = asyncio.Event()
 
@@ -200,6 +218,7 @@ class MediaWorker:
             self.legs.pop(event.leg, None)
             self._echo.discard(event.leg)
             self._playing.pop(event.leg, None)
+            self._stop_recording(event.leg)
             other = self._bridged.pop(event.leg, None)
             if other is not None:
                 self._bridged.pop(other, None)
@@ -237,6 +256,8 @@ class MediaWorker:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.pjt.stop()
+            for leg_id in list(self._recordings):
+                self._stop_recording(leg_id)
             if self._writer is not None:
                 self._writer.close()
                 with contextlib.suppress(OSError):
@@ -255,27 +276,67 @@ class MediaWorker:
         """Every 10 ms: each leg's received frames through its in-band DTMF detector.
 
         A bridged leg's frames go to the leg it is bridged to; the echo
-        extension's legs get their own frames back.
+        extension's legs get their own frames back. A recorded leg's frames
+        in and out are queued on its :class:`_Recording`, then written once
+        every leg has been served, so frames of the same tick meet.
         """
         while True:
             await asyncio.sleep(0.01)
+            now = time.monotonic()
+            recordings = self._recordings
             for leg in list(self.legs.values()):
                 peer_id = self._bridged.get(leg.id)
                 target = leg if leg.id in self._echo else None
                 if peer_id is not None:
                     target = self.legs.get(peer_id)
+                recording = recordings.get(leg.id)
                 while (frame := leg.read_frame()) is not None:
                     for digit in leg.inband_digits(frame):
                         self._event(protocol.Digit(leg.id, digit, "inband"))
+                    if recording is not None:
+                        recording.sent.append((now, frame))
+                        recording.last_sent = now
                     if target is not None:
-                        target.write_frame(frame)
+                        self._send_frame(target, frame, now)
                 source = self._playing.get(leg.id)
                 while source is not None and leg.queued() < PLAY_AHEAD:
                     samples = next(source, None)
                     if samples is None:
                         del self._playing[leg.id]
                         break
-                    leg.write_frame(AudioFrame(samples, 0))
+                    self._send_frame(leg, AudioFrame(samples, 0), now)
+            for leg_id, recording in list(recordings.items()):
+                try:
+                    recording.write(now)
+                except (OSError, ValueError) as error:
+                    logger.error("recording of %s failed, stopped: %s", leg_id, error)
+                    self._stop_recording(leg_id)
+
+    def _send_frame(self, leg: SipLeg, frame: AudioFrame, now: float) -> None:
+        leg.write_frame(frame)
+        recording = self._recordings.get(leg.id)
+        if recording is not None:
+            recording.heard.append((now, frame))
+
+    def _recording(self, leg_id: str) -> _Recording:
+        recording = self._recordings.get(self._leg(leg_id).id)
+        if recording is None:
+            raise _CommandError(404, f"leg {leg_id} is not being recorded")
+        return recording
+
+    def _stop_recording(self, leg_id: str) -> None:
+        """Write what is queued, close the file and its sidecar (complete)."""
+        recording = self._recordings.pop(leg_id, None)
+        if recording is None:
+            return
+        try:
+            recording.write(None)
+        except (OSError, ValueError) as error:
+            logger.error("recording of %s failed: %s", leg_id, error)
+        try:
+            recording.recorder.close()
+        except OSError as error:
+            logger.error("closing the recording of %s failed: %s", leg_id, error)
 
     async def _commands(self, reader: asyncio.StreamReader) -> None:
         decoder = protocol.Decoder("to_worker")
@@ -356,11 +417,74 @@ class MediaWorker:
                 self._echo.discard(leg.id)
             case protocol.CollectDigits():
                 raise _CommandError(501, f"{type(message).TYPE} is not implemented yet")
-            case protocol.Record() | protocol.PauseRecording() | protocol.ResumeRecording():
-                raise _CommandError(501, f"{type(message).TYPE} is not implemented yet")
+            case protocol.Record(leg=leg_id, path=path):
+                leg = self._leg(leg_id)
+                if leg.id in self._recordings:
+                    raise _CommandError(409, f"leg {leg.id} is already being recorded")
+                self._recordings[leg.id] = _Recording(open_recorder(path))
+            case protocol.PauseRecording(leg=leg_id):
+                self._recording(leg_id).recorder.pause()
+            case protocol.ResumeRecording(leg=leg_id):
+                recording = self._recording(leg_id)
+                # Frames queued before the resume were heard while paused: silence.
+                recording.write(None)
+                recording.recorder.resume()
             case _:
                 raise _CommandError(400, f"{type(message).TYPE} is not a command")
         return ""
+
+
+class _Recording:
+    """A leg's stereo recording: left what the leg sends us, right what it hears.
+
+    Frames are queued with the time the media loop saw them. :meth:`write`
+    pairs them in order, one pair per 20 ms tick; a frame whose other
+    channel has had nothing for :data:`PAIR_WAIT` is written beside
+    silence. The leg's own frames set the pace: what it hears is written
+    alone only while it sends nothing (no media yet, or on hold), and that
+    queue drops its oldest frame beyond :data:`~assistline.sip.leg.RING_FRAMES`,
+    as the leg's outgoing ring does.
+    """
+
+    __slots__ = ("heard", "last_sent", "recorder", "sent")
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.sent: deque[tuple[float, AudioFrame]] = deque()
+        self.heard: deque[tuple[float, AudioFrame]] = deque(maxlen=RING_FRAMES)
+        self.last_sent = -PAIR_WAIT
+
+    def write(self, now: float | None) -> None:
+        """Write the pairs due at ``now`` (monotonic seconds); None writes every queued frame."""
+        sent, heard, recorder = self.sent, self.heard, self.recorder
+        while sent and heard:
+            recorder.write(sent.popleft()[1], heard.popleft()[1])
+        due = float("inf") if now is None else now - PAIR_WAIT
+        while sent and sent[0][0] <= due:
+            recorder.write(sent.popleft()[1], None)
+        if self.last_sent <= due:
+            while heard and heard[0][0] <= due:
+                recorder.write(None, heard.popleft()[1])
+
+
+def open_recorder(path: str) -> Recorder:
+    """A new stereo :class:`Recorder` at ``path``, or a command error saying what is wrong."""
+    if not os.path.isabs(path):
+        raise _CommandError(400, f"a recording path must be absolute, not {path!r}")
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        raise _CommandError(400, f"the recording directory {directory} does not exist")
+    sidecar = sidecar_path(path)
+    if str(sidecar) == os.path.normpath(path):
+        raise _CommandError(400, f"a recording cannot be a .json file: {path}")
+    if sidecar.exists():
+        raise _CommandError(409, f"{sidecar} exists; a recording never overwrites a file")
+    try:
+        return Recorder(path, channels=2)
+    except FileExistsError:
+        raise _CommandError(409, f"{path} exists; a recording never overwrites a file") from None
+    except OSError as error:
+        raise _CommandError(400, f"cannot record to {path}: {error.strerror}") from None
 
 
 def read_wav(path: str) -> Samples:

@@ -7,9 +7,11 @@ The test plays the control process (a Unix socket server speaking
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import wave
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,9 +50,9 @@ def _tone_payloads(count: int, frequency: float = 1000.0) -> list[bytes]:
     return [codes[i * 160 : (i + 1) * 160].tobytes() for i in range(count)]
 
 
-def _dominant_hz(samples: np.ndarray) -> float:
+def _dominant_hz(samples: np.ndarray, rate: int = 8000) -> float:
     spectrum = np.abs(np.fft.rfft(samples.astype(np.float64) * np.hanning(len(samples))))
-    return float(np.argmax(spectrum) * 8000 / len(samples))
+    return float(np.argmax(spectrum) * rate / len(samples))
 
 
 async def test_echo_call_loops_audio_back_and_reports_inband_and_rfc4733_digits(
@@ -149,7 +151,7 @@ async def test_commands_answer_reject_and_errors(control: Control) -> None:
         assert (error.id, error.code) == (1, 404)
         await control.send(protocol.Record(2, "nope", "/nowhere/x.wav"))
         error = await control.expect(protocol.Error)
-        assert (error.id, error.code, error.message) == (2, 501, "record is not implemented yet")
+        assert (error.id, error.code, error.message) == (2, 404, "no leg nope")
         sipp = asyncio.create_task(run_sipp("info_dtmf.xml", worker.port, service="agent"))
         incoming = await control.expect(protocol.IncomingCall)
         await control.send(protocol.Reject(3, incoming.leg, 486, "Busy Here"))
@@ -164,7 +166,7 @@ async def test_commands_answer_reject_and_errors(control: Control) -> None:
 
 
 async def test_calls_ended_by_either_side_and_by_stop_leave_a_clean_exit(
-    control: Control,
+    control: Control, tmp_path: Path
 ) -> None:
     async with worker_process(control) as worker:
         await control.expect(protocol.Hello)
@@ -177,10 +179,14 @@ async def test_calls_ended_by_either_side_and_by_stop_leave_a_clean_exit(
         ended = await control.expect(protocol.CallEnded, lambda e: e.leg == legs[1])
         assert (ended.status, ended.reason) == (603, "Decline")  # the cause it was given
         # ... the others by stopping the worker with the calls up.
+        # A recording open when the worker stops is closed (sidecar complete).
+        await control.send(protocol.Record(3, legs[0], str(tmp_path / "stop.wav")))
+        assert await control.expect(protocol.Result, lambda r: r.id == 3) == protocol.Result(3, "")
         await control.send(protocol.Stop(2))
         assert await asyncio.wait_for(worker.process.wait(), 10) == 0
         ended_legs = {m.leg for m in control.seen if isinstance(m, protocol.CallEnded)}
         assert ended_legs == set(legs)
+        assert json.loads((tmp_path / "stop.json").read_text())["complete"] is True
         result = await sipp
         assert result.successful + result.failed == 3
 
@@ -195,7 +201,9 @@ async def test_hold_and_unhold_are_reported(control: Control) -> None:
         assert kinds == ["Hello", "IncomingCall", "Answered", "Hold", "Unhold", "CallEnded"]
 
 
-async def test_bridged_legs_hear_each_other(control: Control) -> None:
+async def test_bridged_legs_hear_each_other_and_are_recorded(
+    control: Control, tmp_path: Path
+) -> None:
     loop = asyncio.get_running_loop()
     sinks = []
     for _ in range(2):
@@ -220,6 +228,8 @@ async def test_bridged_legs_hear_each_other(control: Control) -> None:
             legs = [(await control.expect(protocol.Answered)).leg for _ in range(2)]
             incoming = {m.leg: m for m in control.seen if isinstance(m, protocol.IncomingCall)}
             assert set(incoming) == set(legs)
+            await control.send(protocol.Record(4, legs[0], str(tmp_path / "bridged.wav")))
+            assert await control.expect(protocol.Result) == protocol.Result(4, "")
             await control.send(protocol.Bridge(1, legs[0], legs[1]))
             assert await control.expect(protocol.Result) == protocol.Result(1, "")
             await control.send(protocol.Bridge(2, legs[0], legs[1]))
@@ -250,6 +260,17 @@ async def test_bridged_legs_hear_each_other(control: Control) -> None:
     finally:
         for transport, _ in sinks:
             transport.close()
+    # The recording of the first leg: its own tone on one channel, its peer's
+    # on the other (which tone is whose depends on which sink it got).
+    with wave.open(str(tmp_path / "bridged.wav"), "rb") as wav:
+        audio = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
+    tones = []
+    for channel in (audio[:, 0], audio[:, 1]):
+        ticks = channel[: len(channel) // 320 * 320].reshape(-1, 320).astype(np.float64)
+        loud_ticks = ticks[np.sqrt(np.mean(ticks**2, axis=1)) > 2000]
+        assert len(loud_ticks) >= 20
+        tones.append(round(_dominant_hz(loud_ticks.ravel(), 16000) / 100) * 100)
+    assert sorted(tones) == [600, 1400]
 
 
 async def test_answer_then_play_a_tone_and_a_wav_file(control: Control) -> None:
@@ -307,3 +328,91 @@ async def test_answer_then_play_a_tone_and_a_wav_file(control: Control) -> None:
         transport.close()
         (prompt / "prompt.wav").unlink(missing_ok=True)
         prompt.rmdir()
+
+
+async def test_echo_call_is_recorded_in_stereo_with_a_pause(
+    control: Control, tmp_path: Path
+) -> None:
+    loop = asyncio.get_running_loop()
+    transport, sink = await loop.create_datagram_endpoint(
+        RtpSink, local_addr=("127.0.0.1", free_udp_port())
+    )
+    path = tmp_path / "call.wav"
+    (tmp_path / "taken.wav").write_bytes(b"")
+    try:
+        async with worker_process(control) as worker:
+            await control.expect(protocol.Hello)
+            sink_port = transport.get_extra_info("sockname")[1]
+            sipp = asyncio.create_task(
+                run_sipp(
+                    "echo_call.xml", worker.port, pause_ms=4000, keys=[("rtp_sink", str(sink_port))]
+                )
+            )
+            leg = (await control.expect(protocol.IncomingCall)).leg
+
+            async def error(
+                command: protocol.Record | protocol.PauseRecording | protocol.ResumeRecording,
+            ) -> tuple[int, str]:
+                await control.send(command)
+                answer = await control.expect(protocol.Error, lambda e: e.id == command.id)
+                return answer.code, answer.message
+
+            assert (await error(protocol.PauseRecording(1, leg)))[0] == 404
+            assert (await error(protocol.ResumeRecording(2, leg)))[0] == 404
+            code, message = await error(protocol.Record(3, leg, "call.wav"))
+            assert (code, "absolute" in message) == (400, True)
+            code, message = await error(protocol.Record(4, leg, str(tmp_path / "no" / "c.wav")))
+            assert (code, "does not exist" in message) == (400, True)
+            assert (await error(protocol.Record(5, leg, str(tmp_path / "taken.wav"))))[0] == 409
+            await control.send(protocol.Record(6, leg, str(path)))
+            assert await control.expect(protocol.Result) == protocol.Result(6, "")
+            recording_since = loop.time()
+            assert (await error(protocol.Record(7, leg, str(tmp_path / "again.wav"))))[0] == 409
+
+            # A 1 kHz tone for 2.2 s; recording paused from 0.8 s to about 1.4 s.
+            await asyncio.wait_for(sink.first.wait(), 5)
+            worker_rtp = sink.packets[0][1]
+            paused_for = 0.0
+            for seq, payload in enumerate(_tone_payloads(110)):
+                transport.sendto(rtp_packet(8, seq, seq * 160, 4321, payload), worker_rtp)
+                if seq == 40:
+                    await control.send(protocol.PauseRecording(8, leg))
+                    await control.expect(protocol.Result, lambda r: r.id == 8)
+                    paused_at = loop.time()
+                    await control.send(protocol.PauseRecording(9, leg))  # idempotent
+                    await control.expect(protocol.Result, lambda r: r.id == 9)
+                elif seq == 70:
+                    await control.send(protocol.ResumeRecording(10, leg))
+                    await control.expect(protocol.Result, lambda r: r.id == 10)
+                    paused_for = loop.time() - paused_at
+                await asyncio.sleep(0.02)
+
+            ended = await control.expect(protocol.CallEnded, timeout=15)
+            recorded_for = loop.time() - recording_since
+            assert ended.leg == leg
+            result = await sipp
+            assert (result.successful, result.failed) == (1, 0), result.errors
+    finally:
+        transport.close()
+
+    # The recorder was closed when the call ended: a complete sidecar, one pause.
+    sidecar = json.loads((tmp_path / "call.json").read_text())
+    assert (sidecar["complete"], sidecar["channels"], sidecar["rate"]) == (True, 2, 16000)
+    assert len(sidecar["pauses"]) == 1
+    pause = sidecar["pauses"][0]
+    start, end = pause["start_sample"], pause["end_sample"]
+    assert abs((end - start) / 16000 - paused_for) < 0.1, (pause, paused_for)
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (2, 2, 16000)
+        audio = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
+    assert len(audio) == sidecar["samples"]
+    # One tick per 20 ms of the call: the timeline follows the clock.
+    assert abs(sidecar["seconds"] - recorded_for) < 0.2, (sidecar["seconds"], recorded_for)
+    left, right = audio[:, 0], audio[:, 1]
+    assert not audio[start:end].any(), "the paused stretch holds sound"
+    # The tone just before and just after the pause, on both channels.
+    for stretch in (slice(start - 8000, start), slice(end + 1600, end + 9600)):
+        for channel in (left, right):
+            samples = channel[stretch]
+            assert np.sqrt(np.mean(samples.astype(np.float64) ** 2)) > 2000
+            assert abs(_dominant_hz(samples, 16000) - 1000) < 20
