@@ -1,4 +1,4 @@
-"""Build hook: compile the optional C accelerators (``assistline/media/_g711.c``).
+"""Build hook: compile the optional C accelerators (``assistline/media/_*.c``).
 
 aiohttp's way: the extension is built when a C compiler and the Python
 headers are there, and the package falls back to its numpy code when they
@@ -17,7 +17,10 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-EXTENSIONS = {"assistline/media/_g711": "assistline/media/_g711.c"}
+EXTENSIONS = {
+    "assistline/media/_g711": "assistline/media/_g711.c",
+    "assistline/media/_dtmf": "assistline/media/_dtmf.c",
+}
 
 
 def _compile(source: Path, target: Path) -> str | None:

@@ -16,7 +16,11 @@ How it works, and why:
   at a few numbers per block. Here a numpy call costs 0.3-1.5 µs whatever
   its size and a line of Python about 0.1 µs, so the layout is built
   around their count: five numpy calls per call, into kept outputs, and
-  per block only comparisons, inlined in :meth:`DtmfDetector.feed`.
+  per block only comparisons, inlined in :meth:`DtmfDetector.feed`. When
+  the optional C module ``_dtmf`` is built (``_dtmf.c``, compiled at
+  install like ``_g711.c``), one C call does that pass from the same basis
+  and fills the same buffers; the numpy pass is the fallback, and the unit
+  tests run every case on both.
 - **Screening.** Unless a key is down or pending, a call whose blocks'
   eight powers together hold less than the purity share of the energy is
   done with at once: that is most speech and all silence.
@@ -66,13 +70,12 @@ noise (spandsp 8 dB); no false digit in 5.6 hours of espeak-ng speech from
 all 131 voices at four levels (spandsp none either). The same tests run at
 16 kHz in the unit tests. Per 20 ms frame, against spandsp's C receiver
 called through ctypes (the bench's cost stage: the same frames, taking
-turns, median of five; three runs on a shared 2-core machine), this costs
-1.22-1.31× on speech, 1.76-1.90× on the battery's signals and 1.98-2.10×
-on key presses in noise, 50 ms on and off, the densest signal: that one
-still misses the 2× target by up to 5 %. Checking every window on Python
-complex lists cost 1.46×, 3.2× and 3.6×. Half of a key press's cost is the
-five numpy calls of each 20 ms, whose fixed cost, not their arithmetic,
-dominates at 160 samples.
+turns, median of five, on a shared 2-core machine), this costs 0.62× on
+speech, 1.11× on the battery's signals and 1.24× on key presses in noise
+(50 ms on and off, the densest signal) with the C projections; with the
+numpy pass alone it was 1.22-1.31×, 1.76-1.90× and 1.98-2.10×, missing
+the 2× target on key presses in noise by up to 5 %: the five numpy calls'
+fixed cost, not their arithmetic, dominated at 160 samples.
 
 Levels follow :mod:`assistline.media.tones` (0 dBm0 ↔ RMS 16,021).
 """
@@ -88,6 +91,13 @@ import numpy as np
 import numpy.typing as npt
 
 from assistline.media.tones import DBM0_RMS, DTMF_COLUMN_HZ, DTMF_KEYS, DTMF_ROW_HZ
+
+try:
+    from assistline.media import _dtmf
+
+    ACCELERATED = True
+except ImportError:  # built without a C compiler: the numpy projections are used
+    ACCELERATED = False
 
 SUPPORTED_RATES: Final = (8000, 16000)
 BLOCK_MS: Final = 10
@@ -208,6 +218,7 @@ class DtmfDetector:
         basis[:, 17:32:2] = -np.sin(angles) * first_half
         basis[:, 32:] = np.eye(n)
         self._basis = basis.astype(np.float32)
+        self._basis32 = np.ascontiguousarray(self._basis[:, :32])  # for the C projections
         self._allocate(0)
         self._size = -1  # no call has been this size yet
         tone_power = n * n / 2 * DBM0_RMS**2  # |Z|^2 of a 0 dBm0 tone over one block
@@ -328,13 +339,17 @@ class DtmfDetector:
             if whole is None:
                 return []
             samples = whole
-        # Copying into float32 costs less than np.dot converting the int16 itself, and
-        # outputs given cost less than new ones.
-        self._samples[:] = samples
         projections, measures = self._projections
-        _dot(self._blocks, self._basis, projections)
-        _multiply(projections, projections, self._squares)
-        rows: list[list[float]] = _dot(self._squares, self._weights, self._rows).tolist()
+        rows: list[list[float]]
+        if ACCELERATED:
+            rows = _dtmf.project(samples, self._basis32, projections, self._purity)
+        else:
+            # Copying into float32 costs less than np.dot converting the int16 itself,
+            # and outputs given cost less than new ones.
+            self._samples[:] = samples
+            _dot(self._blocks, self._basis, projections)
+            _multiply(projections, projections, self._squares)
+            rows = _dot(self._squares, self._weights, self._rows).tolist()
         if self._idle:
             # Screening: a block can only be tonal if the eight powers together hold the
             # purity share of its energy and reach twice the minimum level.

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soxr
 
+import assistline.media.dtmf as dtmf_module
 from assistline.media.dtmf import DigitEvent, DtmfDetector, DtmfThresholds
 from assistline.media.frame import Samples
 from assistline.media.tones import (
@@ -32,6 +33,14 @@ with warnings.catch_warnings():
     import audioop
 
 RATES = (8000, 16000)
+
+
+@pytest.fixture(params=["c", "numpy"], autouse=True)
+def projections(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run every test on the C projections and on the numpy fallback."""
+    if request.param == "numpy":
+        monkeypatch.setattr(dtmf_module, "ACCELERATED", False)
+    return str(request.param)
 
 
 @dataclasses.dataclass(frozen=True)

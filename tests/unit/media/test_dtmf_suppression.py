@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soxr
 
+import assistline.media.dtmf as dtmf_module
 from assistline.media.dtmf import DigitEvent, DtmfDetector
 from assistline.media.dtmf_suppression import DELAY_MS, GUARD_MS, DtmfSuppressor
 from assistline.media.frame import Samples
@@ -24,6 +25,14 @@ from assistline.media.tones import (
 
 RATES = (8000, 16000)
 TEXT = "Please hold while I check your account. Thank you, that payment has gone through."
+
+
+@pytest.fixture(params=["c", "numpy"], autouse=True)
+def projections(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run every test on the C projections and on the numpy fallback."""
+    if request.param == "numpy":
+        monkeypatch.setattr(dtmf_module, "ACCELERATED", False)
+    return str(request.param)
 
 
 def key_tone(key: str, level: float = -10.0, deviation: float = 0.0, twist: float = 0.0) -> Tone:
