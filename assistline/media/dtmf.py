@@ -16,11 +16,9 @@ How it works, and why:
   at a few numbers per block. Here a numpy call costs 0.3-1.5 µs whatever
   its size and a line of Python about 0.1 µs, so the layout is built
   around their count: five numpy calls per call, into kept outputs, and
-  per block only comparisons, inlined in :meth:`DtmfDetector.feed`. When
-  the optional C module ``_dtmf`` is built (``_dtmf.c``, compiled at
-  install like ``_g711.c``), one C call does that pass from the same basis
-  and fills the same buffers; the numpy pass is the fallback, and the unit
-  tests run every case on both.
+  per block only comparisons, inlined in :meth:`DtmfDetector.feed`. The
+  optional C module ``_dtmf`` (built at install like ``_g711``) does that
+  pass in one call; numpy is the fallback; the tests run both.
 - **Screening.** Unless a key is down or pending, a call whose blocks'
   eight powers together hold less than the purity share of the energy is
   done with at once: that is most speech and all silence.
