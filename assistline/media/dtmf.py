@@ -70,10 +70,8 @@ all 131 voices at four levels (spandsp none either). The same tests run at
 called through ctypes (the bench's cost stage: the same frames, taking
 turns, median of five, on a shared 2-core machine), this costs 0.62× on
 speech, 1.11× on the battery's signals and 1.24× on key presses in noise
-(50 ms on and off, the densest signal) with the C projections; with the
-numpy pass alone it was 1.22-1.31×, 1.76-1.90× and 1.98-2.10×, missing
-the 2× target on key presses in noise by up to 5 %: the five numpy calls'
-fixed cost, not their arithmetic, dominated at 160 samples.
+(50 ms on/off) with the C projections; numpy alone gave 1.22-1.31×,
+1.76-1.90× and 1.98-2.10× (its calls' fixed cost dominates at 160 samples).
 
 Levels follow :mod:`assistline.media.tones` (0 dBm0 ↔ RMS 16,021).
 """
