@@ -37,8 +37,9 @@ def test_the_wheel_carries_the_web_client_and_finds_it(tmp_path: Path) -> None:
         assert f"assistline/web_client/{page}" in names
     assert "assistline/store/migrations/0001_audit_event.sql" in names
     assert "assistline/store/queries.sql" in names
-    # The G.711 accelerator is compiled into the wheel, which is then platform-specific.
-    assert any(n.startswith("assistline/media/_g711.") and n.endswith(".so") for n in names)
+    # The C accelerators are compiled into the wheel, which is then platform-specific.
+    for module in ("_g711", "_dtmf"):
+        assert any(n.startswith(f"assistline/media/{module}.") and n.endswith(".so") for n in names)
     assert "-py3-none-any" not in wheel.name
 
     target = tmp_path / "site"

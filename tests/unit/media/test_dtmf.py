@@ -362,3 +362,9 @@ def test_no_talk_off_on_speech_at_three_levels(rate: int, speech: list[np.ndarra
                 for e in detector.feed(signal[i : i + frame])
             ]
             assert events == [], (level, utterance.shape)
+
+
+def test_the_c_projections_are_built(projections: str) -> None:
+    # Development machines have a C compiler; a build that silently fell back to
+    # numpy would make the benchmark measure the slower path.
+    assert projections == "numpy" or dtmf_module.ACCELERATED
