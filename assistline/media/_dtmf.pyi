@@ -5,6 +5,4 @@ from typing_extensions import Buffer
 
 _In = Buffer | npt.NDArray[Any]
 
-def project(
-    samples: _In, basis: _In, projections: _In, purity: float
-) -> list[list[float]]: ...
+def project(samples: _In, basis: _In, projections: _In, purity: float) -> list[list[float]]: ...
