@@ -15,6 +15,7 @@ letting them ring: only the workers' built-in echo extension answers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from assistline.settings import Settings
 from assistline.sip import protocol
 from assistline.sip.edge import SipEdge, find_kamailio, missing_kamailio_message
 from assistline.sip.pool import WorkerPool
+from assistline.sip.records import CallRecords
 from assistline.sip.sipmsg import ECHO_USER, sip_user
 from assistline.store.database import Database
 from assistline.tasks import TaskRegistry
@@ -35,12 +37,14 @@ logger = logging.getLogger(__name__)
 class CallRouter:
     """Receives every worker event; for now it refuses calls it cannot route."""
 
-    def __init__(self, tasks: TaskRegistry) -> None:
+    def __init__(self, tasks: TaskRegistry, records: CallRecords) -> None:
         self._tasks = tasks
+        self.records = records
         self.pool: WorkerPool | None = None
 
     def __call__(self, worker: str, event: protocol.Event) -> None:
         """Handle one event from ``worker`` (on the event loop)."""
+        self.records.observe(worker, event)
         if isinstance(event, protocol.IncomingCall):
             if sip_user(event.to_uri) == ECHO_USER:
                 return  # the worker answers its echo extension itself
@@ -65,7 +69,7 @@ async def sip_service(
     kamailio = find_kamailio(settings)
     directory = settings.store.data_dir / "sip"
     directory.mkdir(parents=True, exist_ok=True)
-    router = CallRouter(tasks)
+    router = CallRouter(tasks, CallRecords(database.pool, tasks))
     pool = WorkerPool.from_settings(sip, directory / "workers.sock", router, tasks)
     if kamailio is None:
         logger.warning("%s", missing_kamailio_message(settings))
@@ -111,6 +115,11 @@ async def sip_service(
             await edge.stop()
     finally:
         await pool.stop()
+        try:
+            async with asyncio.timeout(5):  # the pool's last events: legs ended at stop
+                await router.records.drain()
+        except TimeoutError:
+            logger.error("call records still unwritten 5 s after the workers stopped")
 
 
 def _path(value: str) -> Path | None:

@@ -51,3 +51,20 @@ UPDATE agent SET sip_realm = $2, sip_ha1 = $3 WHERE id = $1 RETURNING id;
 -- name: agent_credentials
 -- What the SIP edge checks digest authentication against, for one realm.
 SELECT sip_username, sip_ha1 FROM agent WHERE sip_realm = $1 ORDER BY sip_username;
+
+-- name: insert_call_record
+INSERT INTO call_record (leg, worker, direction, from_uri, to_uri)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (leg) WHERE ended_at IS NULL DO NOTHING;
+
+-- name: answer_call_record
+UPDATE call_record SET answered_at = now()
+WHERE leg = $1 AND ended_at IS NULL AND answered_at IS NULL;
+
+-- name: end_call_record
+UPDATE call_record
+SET ended_at = now(), hangup_status = $2, hangup_reason = $3,
+    outcome = CASE WHEN $2 = 0 THEN 'worker_died'
+                   WHEN answered_at IS NOT NULL THEN 'answered'
+                   ELSE 'unanswered' END
+WHERE leg = $1 AND ended_at IS NULL;

@@ -268,3 +268,24 @@ def test_calls_through_the_edge_spread_over_the_workers(server: RunningServer) -
         )
     )
     assert (result.successful, result.failed) == (6, 0), result.errors
+    records = asyncio.run(_call_records(server.data_dir))
+    assert len(records) == 6
+    assert {r["worker"] for r in records} == {"w1", "w2"}
+    for record in records:
+        assert record["direction"] == "inbound"
+        assert record["outcome"] == "answered"
+        assert record["hangup_status"] == 200
+        assert record["started_at"] <= record["answered_at"] <= record["ended_at"]
+
+
+async def _call_records(data_dir: Path) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(EmbeddedPostgres(data_dir).dsn("assistline"))
+    try:
+        deadline = time.monotonic() + 5
+        while True:  # the last BYEs' records are written just after sipp exits
+            rows = await connection.fetch("SELECT * FROM call_record ORDER BY id")
+            if all(r["ended_at"] for r in rows) or time.monotonic() > deadline:
+                return list(rows)
+            await asyncio.sleep(0.1)
+    finally:
+        await connection.close()

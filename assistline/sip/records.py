@@ -1,0 +1,67 @@
+"""Call detail records: worker events written to PostgreSQL, in order.
+
+The control process hears every leg's life from the media workers
+(incoming, answered, ended with a cause) and keeps one ``call_record`` row
+per leg. Events go through one queue and one writer task, so a leg's
+updates reach the database in the order they happened even though the
+pool has many connections. A record never holds digits or media.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+
+from assistline.sip import protocol
+from assistline.store.queries import QUERIES
+from assistline.tasks import TaskRegistry
+
+logger = logging.getLogger(__name__)
+QUEUE_LIMIT = 10_000
+
+
+class CallRecords:
+    """Turns worker events into ``call_record`` rows."""
+
+    def __init__(self, pool: asyncpg.Pool, tasks: TaskRegistry) -> None:
+        self._pool = pool
+        self._queue: asyncio.Queue[tuple[str, tuple[object, ...]]] = asyncio.Queue(QUEUE_LIMIT)
+        self._writer = tasks.spawn("call records writer", self._write())
+
+    def observe(self, worker: str, event: protocol.Event) -> None:
+        """Queue the database change ``event`` makes, if any."""
+        match event:
+            case protocol.IncomingCall(leg=leg, from_uri=from_uri, to_uri=to_uri):
+                self._put("insert_call_record", (leg, worker, "inbound", from_uri, to_uri))
+            case protocol.Answered(leg=leg):
+                self._put("answer_call_record", (leg,))
+            case protocol.CallEnded(leg=leg, status=status, reason=reason):
+                self._put("end_call_record", (leg, status, reason))
+            case _:
+                pass
+
+    def placed(self, worker: str, leg: str, destination: str) -> None:
+        """Record an outbound leg the control process placed."""
+        self._put("insert_call_record", (leg, worker, "outbound", "", destination))
+
+    def _put(self, query: str, args: tuple[object, ...]) -> None:
+        try:
+            self._queue.put_nowait((query, args))
+        except asyncio.QueueFull:
+            logger.error("call records queue full; a %s was dropped", query)
+
+    async def drain(self) -> None:
+        """Wait until every queued change is written."""
+        await self._queue.join()
+
+    async def _write(self) -> None:
+        while True:
+            query, args = await self._queue.get()
+            try:
+                await self._pool.execute(QUERIES[query], *args)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                logger.error("call record not written (%s): %s", query, error)
+            finally:
+                self._queue.task_done()
