@@ -44,7 +44,6 @@ The speech corpus is synthesized once and cached in the temp directory.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -108,33 +107,12 @@ COST_TARGET: Final = 2.0  # at most twice spandsp's cost on every class
 COST_CLASSES: Final = ("battery", "noise", "speech")
 
 
-@dataclasses.dataclass(frozen=True)
-class Press:
-    """One key press and the silence after it; deviations relative, levels in dBm0."""
-
-    key: str
-    on_ms: float = 50.0
-    off_ms: float = 50.0
-    low_dev: float = 0.0
-    high_dev: float = 0.0
-    low_dbm0: float = -4.0
-    high_dbm0: float = -4.0
+Press = tones.DtmfPress
 
 
 def render(presses: list[Press], rate: int = RATE) -> Samples:
     """The signal of a list of key presses, followed by :data:`TAIL_MS` of silence."""
-    segments: list[tones.Segment] = []
-    for press in presses:
-        low, high = tones.dtmf_frequencies(press.key)
-        tone = tones.Tone(
-            (
-                (low * (1 + press.low_dev), press.low_dbm0),
-                (high * (1 + press.high_dev), press.high_dbm0),
-            )
-        )
-        segments += [tones.Segment(tone, press.on_ms), tones.Segment(tones.SILENCE, press.off_ms)]
-    segments.append(tones.Segment(tones.SILENCE, TAIL_MS))
-    return tones.ToneStream(segments, rate).render()
+    return tones.render_presses(presses, rate, tail_ms=TAIL_MS)
 
 
 def frames(signal: Samples) -> list[Samples]:

@@ -181,6 +181,42 @@ def _to_int16(signal: npt.NDArray[np.float64]) -> Samples:
     return np.clip(np.rint(signal), -32768, 32767).astype(np.int16)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class DtmfPress:
+    """One key press and the silence after it, for test signals.
+
+    Each tone can be off its nominal frequency by a relative deviation and
+    has its own level in dBm0, which is what DTMF test batteries (Q.24,
+    spandsp's) vary.
+    """
+
+    key: str
+    on_ms: float = 50.0
+    off_ms: float = 50.0
+    low_dev: float = 0.0
+    high_dev: float = 0.0
+    low_dbm0: float = -4.0
+    high_dbm0: float = -4.0
+
+
+def render_presses(
+    presses: list[DtmfPress], rate: int, *, lead_ms: float = 0.0, tail_ms: float = 100.0
+) -> Samples:
+    """The signal of ``presses``, after ``lead_ms`` and before ``tail_ms`` of silence."""
+    segments = [Segment(SILENCE, lead_ms)] if lead_ms else []
+    for press in presses:
+        low, high = dtmf_frequencies(press.key)
+        tone = Tone(
+            (
+                (low * (1 + press.low_dev), press.low_dbm0),
+                (high * (1 + press.high_dev), press.high_dbm0),
+            )
+        )
+        segments += [Segment(tone, press.on_ms), Segment(SILENCE, press.off_ms)]
+    segments.append(Segment(SILENCE, tail_ms))
+    return ToneStream(segments, rate).render()
+
+
 def dtmf_stream(
     keys: str,
     rate: int,

@@ -20,11 +20,8 @@ from assistline.media.tones import (
     CALL_PROGRESS_TONES,
     DBM0_RMS,
     DTMF_KEYS,
-    SILENCE,
-    Segment,
-    Tone,
-    ToneStream,
-    dtmf_frequencies,
+    DtmfPress,
+    render_presses,
 )
 
 with warnings.catch_warnings():
@@ -43,25 +40,11 @@ def projections(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     return str(request.param)
 
 
-@dataclasses.dataclass(frozen=True)
-class Press:
-    key: str
-    on_ms: float = 50.0
-    off_ms: float = 50.0
-    low_dev: float = 0.0
-    high_dev: float = 0.0
-    low_dbm0: float = -4.0
-    high_dbm0: float = -4.0
+Press = DtmfPress
 
 
 def render(presses: list[Press], rate: int, lead_ms: float = 0.0) -> Samples:
-    segments = [Segment(SILENCE, lead_ms)] if lead_ms else []
-    for p in presses:
-        low, high = dtmf_frequencies(p.key)
-        tone = Tone(((low * (1 + p.low_dev), p.low_dbm0), (high * (1 + p.high_dev), p.high_dbm0)))
-        segments += [Segment(tone, p.on_ms), Segment(SILENCE, p.off_ms)]
-    segments.append(Segment(SILENCE, 100.0))
-    return ToneStream(segments, rate).render()
+    return render_presses(presses, rate, lead_ms=lead_ms)
 
 
 def detect(signal: Samples, rate: int, chunk: int | None = None) -> list[DigitEvent]:
