@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -131,6 +132,9 @@ class SipSettings:
     codecs: tuple[str, ...] = setting(
         ("PCMU", "PCMA", "G722"), "audio codecs offered to SIP peers, in order of preference"
     )
+    record_calls: bool = setting(
+        True, "record every call bridged to an agent (stereo WAV under the data directory)"
+    )
     agent_networks: tuple[str, ...] = setting(
         ("127.0.0.0/8", "::1/128"), "networks agents' phones may register and call from"
     )
@@ -158,6 +162,84 @@ class SipSettings:
             )
 
 
+_TRUNK_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:([0-9]{1,5}))?$")
+_SIP_USER = re.compile(r"^[A-Za-z0-9._~+!$&'()*,;=%-]{1,64}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+_SIP_URI = re.compile(r"^sips?:[A-Za-z0-9._~+!$&'()*,;=%:@\[\]-]{1,200}$")
+
+
+def split_address(address: str, default_port: int = 5060) -> tuple[str, int]:
+    """``host`` or ``host:port`` (IPv6 in brackets) as (host, port); ValueError if not."""
+    match = _TRUNK_ADDRESS.match(address)
+    port = int(match.group(3)) if match and match.group(3) else default_port
+    if match is None or not 1 <= port <= 65535:
+        raise ValueError(f"{address!r} is not host or host:port")
+    return match.group(1), port
+
+
+def is_caller_id(text: str) -> bool:
+    """True for an E.164 number (``+12025550100``) or a plain SIP URI."""
+    return bool(_E164.match(text) or _SIP_URI.match(text))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TrunkSettings:
+    """One SIP trunk for outbound calls: where it is, how to sign in, what it may dial."""
+
+    address: str = setting(
+        "", "the trunk's SIP address, host or host:port (UDP); empty: no trunk, no phone numbers"
+    )
+    username: str = setting("", "digest username at the trunk; also the user part of our AOR")
+    password: str = setting("", "digest password at the trunk (REGISTER and INVITE)", secret=True)
+    register: bool = setting(False, "register at the trunk, so it can send calls to the edge")
+    register_expiry: int = setting(300, "seconds a registration at the trunk lasts (60..86400)")
+    max_calls: int = setting(10, "most calls in progress on the trunk at once")
+    caller_id: str = setting(
+        "", "number (E.164) or SIP URI presented as the caller; empty: the trunk username"
+    )
+    home_region: str = setting(
+        "US", "region numbers are dialled from (ISO 3166 code); others are international"
+    )
+    allow_international: bool = setting(False, "allow numbers outside trunk.home_region")
+    allow_premium_rate: bool = setting(False, "allow premium-rate numbers")
+
+    def __post_init__(self) -> None:
+        if self.address:
+            try:
+                split_address(self.address)
+            except ValueError:
+                raise ConfigurationError(
+                    f"trunk.address must be host or host:port, not {self.address!r}"
+                ) from None
+        if self.username and not _SIP_USER.match(self.username):
+            raise ConfigurationError(
+                "trunk.username must be 1-64 letters, digits or SIP user characters"
+            )
+        if self.password and not self.username:
+            raise ConfigurationError("trunk.password needs trunk.username")
+        if self.register and not self.address:
+            raise ConfigurationError("trunk.register needs trunk.address")
+        if not 60 <= self.register_expiry <= 86400:
+            raise ConfigurationError(
+                f"trunk.register_expiry must be 60..86400 seconds, not {self.register_expiry}"
+            )
+        if self.max_calls < 1:
+            raise ConfigurationError(f"trunk.max_calls must be at least 1, not {self.max_calls}")
+        if self.caller_id and not is_caller_id(self.caller_id):
+            raise ConfigurationError(
+                f"trunk.caller_id must be an E.164 number (+12025550100) or a SIP URI, "
+                f"not {self.caller_id!r}"
+            )
+        # Imported here: phonenumbers' metadata is only needed to check this one value.
+        import phonenumbers
+
+        if self.home_region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ConfigurationError(
+                f"trunk.home_region must be a region code such as US or GB, "
+                f"not {self.home_region!r}"
+            )
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class LogSettings:
     """Logging: level and line format; card numbers are always masked."""
@@ -175,6 +257,7 @@ class Settings:
     http: HttpSettings = dataclasses.field(default_factory=HttpSettings)
     store: StoreSettings = dataclasses.field(default_factory=StoreSettings)
     sip: SipSettings = dataclasses.field(default_factory=SipSettings)
+    trunk: TrunkSettings = dataclasses.field(default_factory=TrunkSettings)
     log: LogSettings = dataclasses.field(default_factory=LogSettings)
 
 
@@ -223,17 +306,21 @@ def describe(settings: Settings) -> list[SettingInfo]:
 
 
 def mask_secret(value: Any) -> str:
-    """Show a secret without revealing it: a URL keeps all but its password."""
+    """Show a secret without revealing it: a PostgreSQL URL keeps all but its password.
+
+    Any other secret (a trunk password) is masked whole, even when it looks
+    like a URL: ``x://y@z`` is a valid password.
+    """
     text = str(value)
     if not text:
         return ""
     parts = urlsplit(text)
-    if parts.scheme and parts.password is not None:
+    if parts.scheme not in ("postgres", "postgresql") or "://" not in text:
+        return "***"
+    if parts.password is not None:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
         return urlunsplit(parts._replace(netloc=netloc))
-    if parts.scheme:
-        return text
-    return "***"
+    return text
 
 
 def _convert(raw: Any, target: Any, where: str) -> Any:

@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from assistline.settings import Settings
-from assistline.signalling import system, web_client
+from assistline.signalling import calls, system, web_client
 from assistline.signalling.keys import (
+    CALLS_KEY,
     DATABASE_KEY,
     OPENAPI_KEY,
+    OUTBOUND_CALLS_KEY,
     SETTINGS_KEY,
     TASKS_KEY,
     WORKER_POOL_KEY,
@@ -79,6 +81,7 @@ OPERATIONS: tuple[Operation, ...] = (
             {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}},
         ),
     ),
+    *calls.OPERATIONS,
 )
 
 
@@ -100,8 +103,10 @@ async def _sip_ctx(app: web.Application) -> AsyncIterator[None]:
     if not settings.sip.enabled:
         yield
         return
-    async with sip_service(settings, app[DATABASE_KEY], app[TASKS_KEY]) as pool:
-        app[WORKER_POOL_KEY] = pool
+    async with sip_service(settings, app[DATABASE_KEY], app[TASKS_KEY]) as service:
+        app[WORKER_POOL_KEY] = service.pool
+        app[CALLS_KEY] = service.calls
+        app[OUTBOUND_CALLS_KEY] = service.outbound
         yield
 
 

@@ -7,7 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from assistline.settings import Settings
+from assistline.sip.outbound import OutboundCalls
 from assistline.sip.pool import WorkerPool
+from assistline.sip.routing import AgentCalls
 from assistline.store.database import Database
 from assistline.tasks import TaskRegistry
 
@@ -16,3 +18,5 @@ DATABASE_KEY = web.AppKey("database", Database)
 TASKS_KEY = web.AppKey("tasks", TaskRegistry)
 WORKER_POOL_KEY = web.AppKey("worker_pool", WorkerPool)
 OPENAPI_KEY = web.AppKey("openapi", dict[str, Any])
+CALLS_KEY = web.AppKey("calls", AgentCalls)
+OUTBOUND_CALLS_KEY = web.AppKey("outbound_calls", OutboundCalls)

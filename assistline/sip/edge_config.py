@@ -10,14 +10,21 @@ text of its files, without touching the disk: ``edge.py`` writes them.
   ``WITH_TLS`` for Kamailio's own preprocessor), so the routing logic stays
   readable as a Kamailio file.
 - ``dispatcher.list``: media workers are dispatcher set 1, chosen by call
-  load (algorithm 10) with ``maxload`` = the calls one worker holds (4 with
-  the pjsua2 wheel), pinged with OPTIONS. Every address starts inactive
+  load (algorithm 10) with ``maxload`` = the inbound calls one worker takes:
+  2 of the 4 calls the pjsua2 wheel holds, because each inbound call keeps
+  a slot free for the agent leg bridged to it in the same worker (with 4,
+  a worker given four callers had no slot left to reach any agent), pinged
+  with OPTIONS. Every address starts inactive
   (flags 9), so one with no worker behind it is never chosen: listed as
   merely probing (flags 8) it was chosen until its first ping timed out
   (3 s), and calls sent there failed.
 - ``db/credentials``: agents' credentials as a db_text table of HA1 digests,
   md5("user:realm:password"), the only stored form SIP digest can check;
   Kamailio loads it into a hash table (``htable.reload creds``).
+- the SIP trunk: media workers reach it through the edge (their outbound
+  proxy). A REGISTER from a worker is relayed to the trunk's registrar in
+  its Request-URI, never saved as an agent's; an INVITE from a worker goes
+  to a registered agent when it is addressed to the edge, onward otherwise.
 - anti-flood: more than ``flood_requests`` requests (16) in two consecutive
   seconds from one source bans it for ``ban_seconds`` (300): counted in an
   htable, not with pike, whose documented limit lies anywhere between x
@@ -68,8 +75,8 @@ class EdgeLimits:
     """Seconds between OPTIONS pings to each media worker."""
     fr_timer_ms: int = 3000
     """A request with no reply at all in this time has failed (a dead worker)."""
-    calls_per_worker: int = 4
-    """Calls one media worker holds (the pjsua2 wheel's PJSUA_MAX_CALLS)."""
+    calls_per_worker: int = 2
+    """Inbound calls dispatched to one worker: half the 4 it holds (agent legs)."""
     children: int = 2
     """Kamailio processes per UDP socket and for TCP."""
 

@@ -7,10 +7,12 @@ sees exactly :class:`~assistline.media.frame.AudioFrame`-sized buffers and
 pjmedia does the G.711/G.722 coding and any resampling.
 
 Threads. The pjsua2 objects live on the :class:`~.pjthread.PjThread`: the
-signalling callbacks (``onCallState``, ``onCallMediaState``,
-``onDtmfDigit``) run there and post protocol events to the event loop with
-:meth:`~.pjthread.PjThread.emit`. ``onFrameReceived`` and
-``onFrameRequested`` run on pjmedia's *clock thread* instead, so audio
+signalling callbacks (``onCallState``, ``onCallMediaState``, and
+``onDtmfDigit`` for SIP INFO) run there and post protocol events to the
+event loop with :meth:`~.pjthread.PjThread.emit`. ``onDtmfDigit`` for
+RFC 4733 runs on pjmedia's RTP thread and only posts its event (it touches
+no pjsua2 object). ``onFrameReceived`` and ``onFrameRequested`` run on
+pjmedia's *clock thread*, so audio
 crosses threads only through two bounded ``collections.deque(maxlen=…)``
 rings of ``bytes`` (appends and pops of a deque are atomic under the GIL; a
 full ring drops its oldest frame, so a stalled reader never grows memory).
@@ -22,15 +24,22 @@ media core's detector over received frames for tones in the audio
 (``inband``), silenced once the leg has used RFC 4733 or INFO. Digits are
 never logged.
 
-Measured here (pjsua2-python 2.15.1): copying a 640-byte ``ByteVector``
-out of a ``MediaFrame`` costs ~0.5 ms through ``tuple()`` and ~1.2 ms
-through ``bytes()`` (SWIG iterates element by element), building one from
-``bytes`` ~20 µs. So reading audio costs about 2.5 % of a core per leg.
+Frame copies. pjsua2 hands frames over as a SWIG ``ByteVector`` (a C++
+``std::vector<unsigned char>``), which Python can only walk element by
+element: measured here (pjsua2-python 2.15.1), copying 640 bytes out costs
+~600 µs through ``tuple()`` (~1.2 ms through ``bytes()``) and building one
+from ``bytes`` ~23 µs: 3 % of a core per leg for reading alone. So the
+port copies through the vector's data pointer instead (:func:`vector_bytes`
+and :func:`fill_frame`, ~1.5 µs and ~4.5 µs): the pointer is the first
+word of a libstdc++ vector, which :func:`_vector_layout_ok` checks once on
+a vector of known contents; where the layout differs the slow copies are
+used and a warning says so.
 """
 
 from __future__ import annotations
 
 import collections
+import ctypes
 import logging
 import weakref
 from collections.abc import Callable
@@ -53,6 +62,43 @@ FRAME_BYTES = FRAME_SAMPLES * 2
 _SILENCE = bytes(FRAME_BYTES)
 
 EventSink = Callable[[protocol.Event], None]
+
+
+def _data_pointer(vector: Any) -> int:
+    """The address of a ``std::vector``'s first element (libstdc++: its first word)."""
+    return ctypes.c_void_p.from_address(int(vector.this)).value or 0
+
+
+def _vector_layout_ok() -> bool:
+    probe = bytes(range(256)) * 2 + bytes(range(128))
+    vector = pj.ByteVector(probe)
+    try:
+        return ctypes.string_at(_data_pointer(vector), len(probe)) == probe
+    except (TypeError, ValueError, OSError):
+        return False
+
+
+_FAST_COPY = _vector_layout_ok()
+if not _FAST_COPY:
+    logger.warning("pjsua2's ByteVector layout is unknown: frames are copied the slow way")
+
+
+def vector_bytes(vector: Any, size: int) -> bytes:
+    """The first ``size`` bytes of a ``ByteVector`` (which holds at least ``size``)."""
+    if _FAST_COPY:
+        return ctypes.string_at(_data_pointer(vector), size)
+    return bytes(tuple(vector)[:size])
+
+
+def fill_frame(frame: Any, data: bytes) -> None:
+    """Put ``data`` in a ``MediaFrame``'s buffer (``frame.buf`` is the member itself)."""
+    if not _FAST_COPY:
+        frame.buf = pj.ByteVector(data)
+        return
+    vector = frame.buf
+    if len(vector) != len(data):
+        vector.resize(len(data))
+    ctypes.memmove(_data_pointer(vector), data, len(data))
 
 
 def tx_option(headers: protocol.Headers) -> Any:
@@ -94,7 +140,7 @@ class FramePort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no stubs
     def onFrameReceived(self, frame: Any) -> None:  # noqa: N802 - pjsua2's name
         """Clock thread: audio from the call."""
         if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size == FRAME_BYTES:
-            self.received.append(bytes(tuple(frame.buf)))
+            self.received.append(vector_bytes(frame.buf, FRAME_BYTES))
 
     @guarded
     def onFrameRequested(self, frame: Any) -> None:  # noqa: N802 - pjsua2's name
@@ -104,7 +150,7 @@ class FramePort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no stubs
         except IndexError:
             data = _SILENCE
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
-        frame.buf = pj.ByteVector(data)
+        fill_frame(frame, data)
         frame.size = FRAME_BYTES
 
 
@@ -123,6 +169,10 @@ class _Call(pj.Call):  # type: ignore[misc]  # pjsua2 has no stubs
     @guarded
     def onCallMediaState(self, prm: Any) -> None:  # noqa: N802 - pjsua2's name
         self.leg._on_media()
+
+    @guarded
+    def onStreamDestroyed(self, prm: Any) -> None:  # noqa: N802 - pjsua2's name
+        self.leg._on_stream_destroyed(self, int(prm.streamIdx))
 
     @guarded
     def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802 - pjsua2's name
@@ -151,6 +201,8 @@ class SipLeg:
         #: True once a digit came out of band (RFC 4733 or SIP INFO).
         self.out_of_band_dtmf = False
         self.on_ended: Callable[[SipLeg], None] | None = None
+        #: The leg this one is bridged to inside pjmedia (see sip/conference.py).
+        self.direct_peer: SipLeg | None = None
 
     # ---------------------------------------------------- pjsua2 thread only
 
@@ -253,7 +305,51 @@ class SipLeg:
                     self._emit(protocol.Unhold(self.id))
                 self._connect(call.getAudioMedia(media.index))
 
+    def pj_audio(self) -> Any:
+        """The call's audio in the conference bridge, or None before media (or after)."""
+        call = self._call_ref()
+        if call is None or self.ended:
+            return None
+        try:
+            info = call.getInfo()
+            for media in info.media:
+                if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status in (
+                    pj.PJSUA_CALL_MEDIA_ACTIVE,
+                    pj.PJSUA_CALL_MEDIA_REMOTE_HOLD,
+                ):
+                    return call.getAudioMedia(media.index)
+        except pj.Error:
+            return None
+        return None
+
+    def pj_go_direct(self, peer: SipLeg) -> None:
+        """Carry this leg's audio to and from ``peer`` inside pjmedia, not through Python."""
+        self.direct_peer = peer
+        audio = self.pj_audio()
+        if audio is not None:
+            self._connect(audio)
+
+    def pj_go_python(self) -> None:
+        """Back to the FramePort (the peer ended or is taken away)."""
+        peer, self.direct_peer = self.direct_peer, None
+        audio = self.pj_audio()
+        if audio is None:
+            return
+        peer_audio = None if peer is None else peer.pj_audio()
+        if peer_audio is not None:
+            audio.stopTransmit(peer_audio)
+            peer_audio.stopTransmit(audio)
+        self._connect(audio)
+
     def _connect(self, audio: Any) -> None:
+        peer = self.direct_peer
+        peer_audio = None if peer is None else peer.pj_audio()
+        if peer is not None and peer_audio is not None:
+            self._unplug(audio)
+            peer._unplug(peer_audio)
+            audio.startTransmit(peer_audio)
+            peer_audio.startTransmit(audio)
+            return
         port = self._port_ref()
         if port is None:
             port = self._pjt.hold(FramePort())
@@ -261,6 +357,30 @@ class SipLeg:
             self._port_ref = weakref.ref(port)
         audio.startTransmit(port)
         port.startTransmit(audio)
+
+    def _on_stream_destroyed(self, call: Any, index: int) -> None:
+        """The stream still exists here: report what it received (``media_stats``)."""
+        stat = call.getStreamStat(index)
+        rx, jbuf = stat.rtcp.rxStat, stat.jbuf
+        self._emit(
+            protocol.MediaStats(
+                self.id,
+                packets=int(rx.pkt),
+                lost=int(rx.loss),
+                jitter_ms=int(rx.jitterUsec.max) // 1000,
+                jbuf_lost=int(jbuf.lost),
+                jbuf_discarded=int(jbuf.discard),
+            )
+        )
+
+    def _unplug(self, audio: Any) -> None:
+        """Stop frames flowing between the call and its FramePort (none cross into Python)."""
+        port = self._port_ref()
+        if port is not None:
+            audio.stopTransmit(port)
+            port.stopTransmit(audio)
+            port.received.clear()
+            port.to_send.clear()
 
     def _on_digit(self, digit: str, method: int) -> None:
         self.out_of_band_dtmf = True

@@ -5,7 +5,11 @@ worker processes themselves (``python -m assistline.sip.worker``). It knows
 each worker's free capacity from its ``health`` events (sent every second),
 relays every worker event to the control process through an
 :class:`EventSink`, and sends commands with request ids, matching each
-``result``/``error`` to its request.
+``result``/``error`` to its request. A :data:`Greeting` (set as
+:attr:`WorkerPool.greeting` before :meth:`WorkerPool.start`) gives the
+commands each worker, restarted ones too, gets right after its ``hello``
+and before any other (the SIP trunk's account): a worker runs commands in
+order, so nothing sent later finds it unprepared.
 
 A worker is dead when its process exits (noticed at once: a task waits on
 it) or when it has sent nothing for :data:`HEALTH_TIMEOUT` seconds (then it
@@ -39,6 +43,12 @@ from assistline.sip import protocol
 from assistline.tasks import TaskRegistry
 
 logger = logging.getLogger(__name__)
+
+#: Call slots a bridged call takes in one worker: the inbound leg and the agent
+#: leg placed from the same worker. The pool grows when no worker has room
+#: for one more, and the edge dispatches at most capacity // SLOTS_PER_CALL
+#: inbound calls to a worker.
+SLOTS_PER_CALL = 2
 
 HEALTH_TIMEOUT = 2.0
 WATCH_INTERVAL = 0.2
@@ -92,6 +102,10 @@ class Worker:
         return max(self.capacity - self.calls, 0) if self.ready.is_set() else 0
 
 
+#: The set-up commands of a worker (by id), each made from its request id.
+Greeting = Callable[[str], Sequence[Callable[[int], protocol.Command]]]
+
+
 class WorkerPool:
     """Media worker processes, supervised; commands out, events in."""
 
@@ -124,6 +138,7 @@ class WorkerPool:
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[Worker, asyncio.Future[protocol.Result]]] = {}
         self._stopping = False
+        self.greeting: Greeting | None = None
 
     @property
     def worker_args(self) -> tuple[str, ...]:
@@ -311,18 +326,39 @@ class WorkerPool:
             )
             return None
         worker.writer = writer
+        for make in self.greeting(worker.id) if self.greeting is not None else ():
+            self._greet(worker, writer, make)
         worker.capacity = message.capacity
         worker.last_seen = self._clock()
         worker.ready.set()
         logger.info("media worker %s ready: %d calls", worker.id, worker.capacity)
         return worker
 
+    def _greet(
+        self,
+        worker: Worker,
+        writer: asyncio.StreamWriter,
+        make: Callable[[int], protocol.Command],
+    ) -> None:
+        """Send a set-up command; nobody awaits it, so a refusal is logged."""
+        request = next(self._ids)
+        future: asyncio.Future[protocol.Result] = asyncio.get_running_loop().create_future()
+        self._pending[request] = (worker, future)
+
+        def done(future: asyncio.Future[protocol.Result]) -> None:
+            error = None if future.cancelled() else future.exception()
+            if isinstance(error, WorkerCommandError):
+                logger.error("media worker %s refused its set-up: %s", worker.id, error)
+
+        future.add_done_callback(done)
+        writer.write(protocol.encode(make(request)))
+
     def _received(self, worker: Worker, message: protocol.Message) -> None:
         worker.last_seen = self._clock()
         match message:
             case protocol.Health(calls=calls, capacity=capacity):
                 worker.calls, worker.capacity = calls, capacity
-                if self.free == 0:
+                if not any(w.free >= SLOTS_PER_CALL for w in self.workers.values()):
                     self._grow()
                 return
             case protocol.Result(id=request, leg=leg):

@@ -43,6 +43,14 @@ carrying the same ``id``:
   ignored after answer, where a BYE is sent)
 - ``send_dtmf`` id, leg, digits
 - ``stop`` id: hang up every call and exit
+- ``trunk`` id, address (host:port of the SIP trunk), username, password
+  (digest credentials; ``repr`` masks the password and nothing logs it),
+  proxy (outbound proxy URI, the SIP edge; "" for none), contact (Contact
+  URI of the registration; "" for the worker's own), register_expiry
+  (seconds; 0: do not register): set up the trunk account that
+  ``place_call`` uses for destinations at ``address`` (409 when one is set
+  up already, 400 for a bad address). The control process sends it
+  right after ``hello``
 
 Worker → control events:
 
@@ -60,6 +68,11 @@ Worker → control events:
 - ``hangup`` leg, status (SIP status that ended the call: 200 for a BYE
   from the far end, the refusal it got (486, 408…), the ``cause`` of a
   ``hangup`` command; 0 when the worker died), reason
+- ``media_stats`` leg, packets (RTP packets received), lost (packets the
+  RTP sequence says never came), jitter_ms (largest interarrival jitter),
+  jbuf_lost and jbuf_discarded (frames the jitter buffer had to conceal or
+  threw away late); sent when a leg's audio stream ends (at hang-up, and
+  when a re-INVITE replaces it), before or after its ``hangup``
 - ``health`` calls, capacity; sent every second, so a worker silent for
   2 s is dead
 
@@ -231,6 +244,27 @@ class Stop:
     id: int
 
 
+@dataclasses.dataclass(frozen=True, slots=True, repr=False)
+class Trunk:
+    """Set up the SIP trunk account: calls through it, and registration if asked."""
+
+    TYPE: ClassVar[str] = "trunk"
+    id: int
+    address: str
+    username: str
+    password: str
+    proxy: str = ""
+    contact: str = ""
+    register_expiry: int = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"Trunk(id={self.id}, address={self.address!r}, username={self.username!r}, "
+            f"password=<masked>, proxy={self.proxy!r}, contact={self.contact!r}, "
+            f"register_expiry={self.register_expiry})"
+        )
+
+
 Command = (
     Answer
     | Reject
@@ -244,6 +278,7 @@ Command = (
     | Hangup
     | SendDtmf
     | Stop
+    | Trunk
 )
 
 # ------------------------------------------------------------------- events
@@ -335,6 +370,19 @@ class CallEnded:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class MediaStats:
+    """Receive quality of one of a leg's audio streams, sent when the stream ends."""
+
+    TYPE: ClassVar[str] = "media_stats"
+    leg: str
+    packets: int
+    lost: int
+    jitter_ms: int
+    jbuf_lost: int
+    jbuf_discarded: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Health:
     """Sent every second: calls in use and the most the worker holds."""
 
@@ -344,7 +392,17 @@ class Health:
 
 
 Event = (
-    Result | Error | IncomingCall | Ringing | Answered | Digit | Hold | Unhold | CallEnded | Health
+    Result
+    | Error
+    | IncomingCall
+    | Ringing
+    | Answered
+    | Digit
+    | Hold
+    | Unhold
+    | CallEnded
+    | MediaStats
+    | Health
 )
 Message = Hello | Command | Event
 

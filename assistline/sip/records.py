@@ -39,6 +39,20 @@ class CallRecords:
                 self._put("answer_call_record", (leg,))
             case protocol.CallEnded(leg=leg, status=status, reason=reason):
                 self._put("end_call_record", (leg, status, reason))
+            case protocol.MediaStats():
+                stats = event
+                self._put(
+                    "media_stats_call_record",
+                    (
+                        stats.leg,
+                        worker,
+                        stats.packets,
+                        stats.lost,
+                        stats.jitter_ms,
+                        stats.jbuf_lost,
+                        stats.jbuf_discarded,
+                    ),
+                )
             case _:
                 pass
 

@@ -8,15 +8,22 @@ a worker answers the dispatcher's OPTIONS pings there, so a grown pool
 needs no reload). Without Kamailio, one worker takes the public SIP address itself
 and the log says what is missing.
 
-Until routing exists (the click-for-assistance and payment-line issues),
-the control process answers calls it has no route for with 404, rather than
-letting them ring: only the workers' built-in echo extension answers.
+Calls are routed by :class:`CallRouter`: the workers answer their echo
+extension themselves; a call dialled to an agent's SIP username is bridged
+to that agent's phone and recorded (:mod:`assistline.sip.routing`; with
+Kamailio only, since it is Kamailio that knows where phones are
+registered); every other call is answered with 404 rather than left to
+ring. Recordings go to ``<data dir>/recordings``, their rows to PostgreSQL
+(:mod:`assistline.sip.recordings`). Calls out go through
+:class:`~assistline.sip.outbound.OutboundCalls` (``SipService.outbound``),
+whose greeting gives every worker the ``[trunk]`` account at its hello.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,8 +32,17 @@ from assistline.queue.agents import AgentDirectory
 from assistline.settings import Settings
 from assistline.sip import protocol
 from assistline.sip.edge import SipEdge, find_kamailio, missing_kamailio_message
+from assistline.sip.outbound import OutboundCalls
 from assistline.sip.pool import WorkerPool
+from assistline.sip.recordings import RecordingStore
 from assistline.sip.records import CallRecords
+from assistline.sip.routing import (
+    AgentCalls,
+    DirectoryAgents,
+    console_base_url,
+    edge_uri_host,
+    screen_pop_url,
+)
 from assistline.sip.sipmsg import ECHO_USER, sip_user
 from assistline.store.database import Database
 from assistline.tasks import TaskRegistry
@@ -35,20 +51,29 @@ logger = logging.getLogger(__name__)
 
 
 class CallRouter:
-    """Receives every worker event; for now it refuses calls it cannot route."""
+    """Receives every worker event: records it, routes calls, refuses what it cannot route."""
 
     def __init__(self, tasks: TaskRegistry, records: CallRecords) -> None:
         self._tasks = tasks
         self.records = records
         self.pool: WorkerPool | None = None
+        self.calls: AgentCalls | None = None
+        self.outbound: OutboundCalls | None = None
 
     def __call__(self, worker: str, event: protocol.Event) -> None:
         """Handle one event from ``worker`` (on the event loop)."""
-        self.records.observe(worker, event)
+        if self.outbound is not None:
+            self.outbound.observe(worker, event)  # frees a trunk place at hangup
+        calls = self.calls
+        # An event held back until its leg is claimed reaches the records then.
+        if calls is None or not calls.observe(worker, event):
+            self.records.observe(worker, event)
         if isinstance(event, protocol.IncomingCall):
             if sip_user(event.to_uri) == ECHO_USER:
                 return  # the worker answers its echo extension itself
             logger.info("incoming call %s on %s to %s", event.leg, worker, event.to_uri)
+            if calls is not None and calls.take(worker, event):
+                return
             _ = self._tasks.spawn(f"reject {event.leg}", self._reject(worker, event.leg))
         elif isinstance(event, protocol.CallEnded):
             logger.info("call %s ended: %d %s", event.leg, event.status, event.reason)
@@ -56,19 +81,30 @@ class CallRouter:
     async def _reject(self, worker: str, leg: str) -> None:
         assert self.pool is not None
         await self.pool.command(
-            worker, lambda request: protocol.Reject(request, leg, 404, "No route to an agent yet")
+            worker, lambda request: protocol.Reject(request, leg, 404, "No route")
         )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SipService:
+    """What the SIP side offers the rest of the control process while it runs."""
+
+    pool: WorkerPool
+    calls: AgentCalls
+    outbound: OutboundCalls
 
 
 @contextlib.asynccontextmanager
 async def sip_service(
     settings: Settings, database: Database, tasks: TaskRegistry
-) -> AsyncIterator[WorkerPool]:
+) -> AsyncIterator[SipService]:
     """Run the media workers and the SIP edge for the duration of the context."""
     sip = settings.sip
     kamailio = find_kamailio(settings)
     directory = settings.store.data_dir / "sip"
     directory.mkdir(parents=True, exist_ok=True)
+    recordings_dir = settings.store.data_dir / "recordings"
+    recordings_dir.mkdir(parents=True, exist_ok=True)
     router = CallRouter(tasks, CallRecords(database.pool, tasks))
     pool = WorkerPool.from_settings(sip, directory / "workers.sock", router, tasks)
     if kamailio is None:
@@ -84,10 +120,33 @@ async def sip_service(
             rtp_ports=pool.rtp_ports,
         )
     router.pool = pool
+    base_url = console_base_url(settings.http)
+    router.calls = calls = AgentCalls(
+        pool,
+        DirectoryAgents(database.pool),
+        tasks,
+        router.records,
+        RecordingStore(database.pool, tasks),
+        edge=None if kamailio is None else edge_uri_host(sip.edge_host, sip.edge_port),
+        recordings_dir=recordings_dir,
+        console_url=lambda call_id: screen_pop_url(base_url, call_id),
+        record=sip.record_calls,
+    )
+    # Outbound calls (assistline.sip.outbound); every worker gets the trunk account at hello.
+    router.outbound = outbound = OutboundCalls(
+        pool,
+        settings.trunk,
+        AgentDirectory(database.pool, sip.realm),
+        edge=None if kamailio is None else edge_uri_host(sip.edge_host, sip.edge_port),
+        public_edge=_public_edge(settings),
+        records=router.records,
+    )
+    pool.greeting = outbound.greeting
+    service = SipService(pool, calls, outbound)
     await pool.start()
     try:
         if kamailio is None:
-            yield pool
+            yield service
             return
         addresses = [("127.0.0.1", sip.worker_base_port + i) for i in range(sip.max_workers)]
         edge = SipEdge(
@@ -110,7 +169,7 @@ async def sip_service(
                 await edge.rpc(
                     "dispatcher.set_state", "ap", "1", f"sip:127.0.0.1:{worker.sip_port}"
                 )
-            yield pool
+            yield service
         finally:
             await edge.stop()
     finally:
@@ -118,8 +177,22 @@ async def sip_service(
         try:
             async with asyncio.timeout(5):  # the pool's last events: legs ended at stop
                 await router.records.drain()
+                await calls.recordings.drain()
         except TimeoutError:
             logger.error("call records still unwritten 5 s after the workers stopped")
+
+
+def _public_edge(settings: Settings) -> str | None:
+    """``host:port`` of the edge as a trunk reaches it, for the registered Contact."""
+    sip = settings.sip
+    host = sip.public_address or sip.edge_host
+    if host in ("", "0.0.0.0", "::"):
+        if settings.trunk.register:
+            logger.warning(
+                "the trunk will be given the edge's loopback address; set sip.public_address"
+            )
+        return None
+    return edge_uri_host(host, sip.edge_port)
 
 
 def _path(value: str) -> Path | None:

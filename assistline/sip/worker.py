@@ -17,27 +17,33 @@ audio also goes through the media core's DTMF detector
 with method ``inband`` until the leg has sent an RFC 4733 or SIP INFO digit
 (phones that send both would otherwise report each key twice).
 
-Media in the worker is moved by one asyncio task every 10 ms: received
-frames go through the detector, then back (echo) or to the bridged leg
-(``bridge`` forwards frames leg to leg; the media core's
-:mod:`assistline.media.bridge` with its taps is not wired in yet), and a
-playing prompt or tone is kept :data:`PLAY_AHEAD` frames ahead of pjmedia's
-clock. ``collect_digits`` answers ``error`` 501 for now: digits already
+Media in the worker is moved by one asyncio task every 10 ms, while any
+leg's frames pass through Python: received frames go through the detector,
+then back (echo) or to a leg bridged through Python, and a playing prompt
+or tone is kept :data:`PLAY_AHEAD` frames ahead of pjmedia's clock.
+``bridge`` connects two legs inside pjmedia's conference bridge instead
+(:mod:`assistline.sip.conference`: no frame crosses into Python, measured
+~4 % of a core per bridged call the other way), unless one of them is
+already recorded through Python; with no leg in Python the task sleeps.
+``collect_digits`` answers ``error`` 501 for now: digits already
 reach the control process as ``digit`` events. Other incoming calls ring
 (180) and wait for the control process to ``answer`` or ``reject`` them.
 
 **Recording.** ``record`` writes a leg to a new stereo WAV file through
 :class:`~assistline.media.recorder.Recorder` (pause intervals in its JSON
 sidecar): left what the leg sends us, right what it hears (its echo, its
-bridged peer, a prompt). The same 10 ms task queues each side's frames and
+bridged peer, a prompt). A leg bridged inside pjmedia is recorded there
+(:class:`~assistline.sip.conference.ConferenceRecording`, merged into the
+same stereo file and sidecar when it stops, before the leg's ``hangup``
+event is sent). Otherwise the same 10 ms task queues each side's frames and
 pairs them in order once every leg has been served, so frames of one tick
 meet; a side with nothing for :data:`PAIR_WAIT` is written as silence (see
-:class:`_Recording`). The writes stay on the event loop because they are
-small: measured here, 4.5 µs per stereo pair (flush amortised), 0.26 ms to
-open a recording, 0.2 ms to close it, 0.2–0.3 ms per real pause or resume
-(a sidecar rewrite); a failing disk stops that recording (logged), never
-the media. A leg's recording is closed when the leg ends, and every
-recording when the worker stops.
+:class:`~assistline.sip.worker_media.PairedRecording`). The writes stay on
+the event loop because they are small: measured here, 4.5 µs per stereo
+pair (flush amortised), 0.26 ms to open a recording, 0.2 ms to close
+it, 0.2–0.3 ms per real pause or resume (a sidecar rewrite); a failing
+disk stops that recording (logged), never the media. A leg's recording
+is closed when the leg ends, and every recording when the worker stops.
 
 Measured here on pjsua2-python 2.15.1, 2 cores (scripts kept out of the
 repository):
@@ -70,31 +76,33 @@ repository):
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import itertools
 import logging
 import os
-import signal
 import sys
 import time
-import wave
-from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
 import pjsua2 as pj
 
-from assistline.media.frame import FRAME_SAMPLES, INTERNAL_RATE, AudioFrame, Samples
-from assistline.media.recorder import Recorder, sidecar_path
-from assistline.media.resample import resample
+from assistline.media.frame import INTERNAL_RATE, AudioFrame, Samples
 from assistline.media.tones import CALL_PROGRESS_TONES
 from assistline.sip import protocol
-from assistline.sip.leg import RING_FRAMES, SipLeg
+from assistline.sip.conference import ConferenceRecording
+from assistline.sip.leg import SipLeg
 from assistline.sip.pjthread import PjThread, guarded, pj_error_text
 from assistline.sip.sipmsg import ECHO_USER, codec_priorities, sip_user, x_headers
+from assistline.sip.trunk import TrunkAccounts, TrunkSetupError
+from assistline.sip.worker_media import (
+    CommandError,
+    PairedRecording,
+    open_recorder,
+    prompt_frames,
+    read_wav,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +113,6 @@ HEALTH_INTERVAL = 1.0
 PLAY_AHEAD = 3
 #: GIL switch interval in a worker, seconds (5 ms by default in CPython).
 SWITCH_INTERVAL = 0.001
-#: Seconds a recorded frame waits for its other channel before silence stands in.
-PAIR_WAIT = 0.04
 
 
 class _Account(pj.Account):  # type: ignore[misc]  # pjsua2 has no stubs
@@ -144,15 +150,30 @@ class MediaWorker:
         self.rtp_port_max = rtp_port_max
         self.public_address = public_address
         self.capacity = capacity
-        self.pjt = PjThread(self._pj_setup, max_calls=capacity, on_exit=self.stop)
+        wake_host = "127.0.0.1" if bind_address in ("0.0.0.0", "") else bind_address
+        wake_host = "::1" if wake_host == "::" else wake_host
+        self.pjt = PjThread(
+            self._pj_setup,
+            max_calls=capacity,
+            on_exit=self.stop,
+            wake_address=(wake_host, sip_port),
+        )
         self._account: Any = None
+        # The SIP trunk's accounts (assistline.sip.trunk), set up by a ``trunk`` command.
+        self.trunk = TrunkAccounts(
+            self.pjt, self._pj_incoming, bind_address, (rtp_port_min, rtp_port_max), public_address
+        )
         self._numbers = itertools.count(1)
         self._active: set[str] = set()  # legs up, changed on the pjsua2 thread only
         self.legs: dict[str, SipLeg] = {}  # legs known to the loop
         self._echo: set[str] = set()
         self._bridged: dict[str, str] = {}  # leg id -> the leg it hears it
         self._playing: dict[str, Iterator[Samples]] = {}  # leg id -> frames to play
-        self._recordings: dict[str, _Recording] = {}  # leg id -> its recording
+        self._recordings: dict[str, PairedRecording] = {}  # leg id -> its recording
+        self._conference: dict[str, ConferenceRecording] = {}  # leg id -> its recording
+        self._direct: set[str] = set()  # legs bridged inside pjmedia
+        self._python_media = asyncio.Event()  # set while any leg's frames pass through Python
+        self._finishing: set[asyncio.Task[None]] = set()
         self._writer: asyncio.StreamWriter | None = None
         self._stop = asyncio.Event()
 
@@ -196,10 +217,11 @@ class MediaWorker:
 
     def _pj_place_call(self, command: protocol.PlaceCall) -> str:
         if len(self._active) >= self.capacity:
-            raise _CommandError(503, "worker full")
+            raise CommandError(503, "worker full")
         leg = SipLeg(self.pjt, f"{self.id}-{next(self._numbers)}", self._event)
         headers = command.headers
-        leg.pj_make_call(self._account, command.destination, headers, command.caller_id)
+        account = self.trunk.pj_account_for(command.destination) or self._account
+        leg.pj_make_call(account, command.destination, headers, command.caller_id)
         self._active.add(leg.id)
         leg.on_ended = self._pj_ended
         self.pjt.emit(self._adopt, leg, False)
@@ -212,6 +234,7 @@ class MediaWorker:
             self.legs[leg.id] = leg
             if echo:
                 self._echo.add(leg.id)
+            self._python_media.set()
 
     def _event(self, event: protocol.Event) -> None:
         if isinstance(event, protocol.CallEnded):
@@ -222,7 +245,51 @@ class MediaWorker:
             other = self._bridged.pop(event.leg, None)
             if other is not None:
                 self._bridged.pop(other, None)
+            if event.leg in self._direct:
+                self._direct.discard(event.leg)
+                self._update_python_media()
+            if other is not None and other in self._direct:
+                self._direct.discard(other)
+                self._update_python_media()
+                peer = self.legs.get(other)
+                if peer is not None:
+                    self._finish(self._pj_call(peer.pj_go_python))
+            conference = self._conference.pop(event.leg, None)
+            if conference is not None:
+                # The leg's hangup event follows its complete recording.
+                self._finish(self._close_conference(conference, event))
+                return
         self._send(event)
+
+    def _finish(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    async def _pj_call(self, fn: Any) -> None:
+        try:
+            await self.pjt.run(fn)
+        except Exception as error:  # noqa: BLE001 - the leg may be gone meanwhile
+            logger.warning("media change failed: %s", pj_error_text(error))
+
+    async def _close_conference(
+        self, conference: ConferenceRecording, event: protocol.Event | None
+    ) -> None:
+        try:
+            if self.pjt.running:
+                await self._pj_call(lambda: conference.pj_stop(self.pjt.forget))
+            await asyncio.to_thread(conference.merge)
+        except (OSError, ValueError) as error:
+            logger.error("recording %s failed: %s", conference.recorder.path, error)
+        finally:
+            if event is not None:
+                self._send(event)
+
+    def _update_python_media(self) -> None:
+        if self._recordings or any(leg not in self._direct for leg in self.legs):
+            self._python_media.set()
+        else:
+            self._python_media.clear()
 
     def _send(self, message: protocol.Message) -> None:
         if self._writer is not None and not self._writer.is_closing():
@@ -258,6 +325,10 @@ class MediaWorker:
             await self.pjt.stop()
             for leg_id in list(self._recordings):
                 self._stop_recording(leg_id)
+            # pjsua2 is gone, so are the writers: merge what they wrote.
+            for leg_id in list(self._conference):
+                self._finish(self._close_conference(self._conference.pop(leg_id), None))
+            await asyncio.gather(*self._finishing, return_exceptions=True)
             if self._writer is not None:
                 self._writer.close()
                 with contextlib.suppress(OSError):
@@ -281,10 +352,13 @@ class MediaWorker:
         every leg has been served, so frames of the same tick meet.
         """
         while True:
+            await self._python_media.wait()
             await asyncio.sleep(0.01)
             now = time.monotonic()
             recordings = self._recordings
             for leg in list(self.legs.values()):
+                if leg.id in self._direct:
+                    continue
                 peer_id = self._bridged.get(leg.id)
                 target = leg if leg.id in self._echo else None
                 if peer_id is not None:
@@ -318,10 +392,30 @@ class MediaWorker:
         if recording is not None:
             recording.heard.append((now, frame))
 
-    def _recording(self, leg_id: str) -> _Recording:
+    async def _record_conference(self, leg: SipLeg, path: str) -> None:
+        peer = self.legs.get(self._bridged[leg.id])
+        if peer is None:
+            raise CommandError(409, f"leg {leg.id} has no bridged peer to record")
+        conference = ConferenceRecording(open_recorder(path))
+
+        def start() -> None:
+            audio, peer_audio = leg.pj_audio(), peer.pj_audio()
+            if audio is None or peer_audio is None:
+                raise CommandError(409, f"leg {leg.id} has no audio to record yet")
+            conference.pj_start(self.pjt.hold, audio, peer_audio)
+
+        try:
+            await self.pjt.run(start)
+        except BaseException:
+            await self._pj_call(lambda: conference.pj_stop(self.pjt.forget))
+            conference.discard()
+            raise
+        self._conference[leg.id] = conference
+
+    def _recording(self, leg_id: str) -> PairedRecording:
         recording = self._recordings.get(self._leg(leg_id).id)
         if recording is None:
-            raise _CommandError(404, f"leg {leg_id} is not being recorded")
+            raise CommandError(404, f"leg {leg_id} is not being recorded")
         return recording
 
     def _stop_recording(self, leg_id: str) -> None:
@@ -353,7 +447,7 @@ class MediaWorker:
         command_id = getattr(message, "id", 0)
         try:
             leg_id = await self._dispatch(message)
-        except _CommandError as error:
+        except CommandError as error:
             return protocol.Error(command_id, error.code, error.text)
         except Exception as error:  # noqa: BLE001 - pjsua2 errors go back to the caller
             return protocol.Error(command_id, 500, pj_error_text(error))
@@ -362,7 +456,7 @@ class MediaWorker:
     def _leg(self, leg_id: str) -> SipLeg:
         leg = self.legs.get(leg_id)
         if leg is None:
-            raise _CommandError(404, f"no leg {leg_id}")
+            raise CommandError(404, f"no leg {leg_id}")
         return leg
 
     async def _dispatch(self, message: protocol.Message) -> str:
@@ -374,7 +468,7 @@ class MediaWorker:
             case protocol.Reject(leg=leg_id, status=status, reason=reason):
                 leg = self._leg(leg_id)
                 if not 400 <= status <= 699:
-                    raise _CommandError(400, "reject status must be 400..699")
+                    raise CommandError(400, "reject status must be 400..699")
                 await run(lambda: leg.pj_answer(status, reason))
             case protocol.Hangup(leg=leg_id, cause=cause):
                 leg = self._leg(leg_id)
@@ -387,24 +481,34 @@ class MediaWorker:
                 return await run(lambda: self._pj_place_call(command))
             case protocol.Stop():
                 self.stop()
+            case protocol.Trunk():
+                trunk = message
+                try:
+                    await run(lambda: self.trunk.pj_configure(trunk))
+                except TrunkSetupError as error:
+                    raise CommandError(error.code, str(error)) from None
             case protocol.Hello() | protocol.Result() | protocol.Error():
-                raise _CommandError(400, f"{type(message).TYPE} is not a command")
+                raise CommandError(400, f"{type(message).TYPE} is not a command")
             case protocol.Bridge(leg_a=leg_a, leg_b=leg_b):
                 a, b = self._leg(leg_a), self._leg(leg_b)
                 if a is b or a.id in self._bridged or b.id in self._bridged:
-                    raise _CommandError(409, "a leg is bridged to one other leg at most")
+                    raise CommandError(409, "a leg is bridged to one other leg at most")
                 self._echo.difference_update((a.id, b.id))
                 self._playing.pop(a.id, None)
                 self._playing.pop(b.id, None)
                 self._bridged[a.id], self._bridged[b.id] = b.id, a.id
+                if a.id not in self._recordings and b.id not in self._recordings:
+                    await run(lambda: _pj_pair(a, b))
+                    self._direct.update((a.id, b.id))
+                    self._update_python_media()
             case protocol.Play(leg=leg_id, file=file, tone=tone):
                 leg = self._leg(leg_id)
                 if self._bridged.get(leg.id):
-                    raise _CommandError(409, "the leg is bridged")
+                    raise CommandError(409, "the leg is bridged")
                 if tone is not None:
                     progress = CALL_PROGRESS_TONES.get(tone)
                     if progress is None:
-                        raise _CommandError(
+                        raise CommandError(
                             400, f"unknown tone; use {', '.join(CALL_PROGRESS_TONES)}"
                         )
                     self._playing[leg.id] = iter(progress.stream(INTERNAL_RATE))
@@ -412,16 +516,24 @@ class MediaWorker:
                     try:
                         samples = await asyncio.to_thread(read_wav, file)
                     except (OSError, ValueError, EOFError) as error:
-                        raise _CommandError(400, f"cannot play {file}: {error}") from None
-                    self._playing[leg.id] = _frames(samples)
+                        raise CommandError(400, f"cannot play {file}: {error}") from None
+                    self._playing[leg.id] = prompt_frames(samples)
                 self._echo.discard(leg.id)
             case protocol.CollectDigits():
-                raise _CommandError(501, f"{type(message).TYPE} is not implemented yet")
+                raise CommandError(501, f"{type(message).TYPE} is not implemented yet")
             case protocol.Record(leg=leg_id, path=path):
                 leg = self._leg(leg_id)
-                if leg.id in self._recordings:
-                    raise _CommandError(409, f"leg {leg.id} is already being recorded")
-                self._recordings[leg.id] = _Recording(open_recorder(path))
+                if leg.id in self._recordings or leg.id in self._conference:
+                    raise CommandError(409, f"leg {leg.id} is already being recorded")
+                if leg.id in self._direct:
+                    await self._record_conference(leg, path)
+                else:
+                    self._recordings[leg.id] = PairedRecording(open_recorder(path))
+                    self._update_python_media()
+            case protocol.PauseRecording(leg=leg_id) if leg_id in self._conference:
+                await run(self._conference[leg_id].pj_pause)
+            case protocol.ResumeRecording(leg=leg_id) if leg_id in self._conference:
+                await run(self._conference[leg_id].pj_resume)
             case protocol.PauseRecording(leg=leg_id):
                 self._recording(leg_id).recorder.pause()
             case protocol.ResumeRecording(leg=leg_id):
@@ -430,135 +542,16 @@ class MediaWorker:
                 recording.write(None)
                 recording.recorder.resume()
             case _:
-                raise _CommandError(400, f"{type(message).TYPE} is not a command")
+                raise CommandError(400, f"{type(message).TYPE} is not a command")
         return ""
 
 
-class _Recording:
-    """A leg's stereo recording: left what the leg sends us, right what it hears.
-
-    Frames are queued with the time the media loop saw them. :meth:`write`
-    pairs them in order, one pair per 20 ms tick; a frame whose other
-    channel has had nothing for :data:`PAIR_WAIT` is written beside
-    silence. The leg's own frames set the pace: what it hears is written
-    alone only while it sends nothing (no media yet, or on hold), and that
-    queue drops its oldest frame beyond :data:`~assistline.sip.leg.RING_FRAMES`,
-    as the leg's outgoing ring does.
-    """
-
-    __slots__ = ("heard", "last_sent", "recorder", "sent")
-
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-        self.sent: deque[tuple[float, AudioFrame]] = deque()
-        self.heard: deque[tuple[float, AudioFrame]] = deque(maxlen=RING_FRAMES)
-        self.last_sent = -PAIR_WAIT
-
-    def write(self, now: float | None) -> None:
-        """Write the pairs due at ``now`` (monotonic seconds); None writes every queued frame."""
-        sent, heard, recorder = self.sent, self.heard, self.recorder
-        while sent and heard:
-            recorder.write(sent.popleft()[1], heard.popleft()[1])
-        due = float("inf") if now is None else now - PAIR_WAIT
-        while sent and sent[0][0] <= due:
-            recorder.write(sent.popleft()[1], None)
-        if self.last_sent <= due:
-            while heard and heard[0][0] <= due:
-                recorder.write(None, heard.popleft()[1])
-
-
-def open_recorder(path: str) -> Recorder:
-    """A new stereo :class:`Recorder` at ``path``, or a command error saying what is wrong."""
-    if not os.path.isabs(path):
-        raise _CommandError(400, f"a recording path must be absolute, not {path!r}")
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        raise _CommandError(400, f"the recording directory {directory} does not exist")
-    sidecar = sidecar_path(path)
-    if str(sidecar) == os.path.normpath(path):
-        raise _CommandError(400, f"a recording cannot be a .json file: {path}")
-    if sidecar.exists():
-        raise _CommandError(409, f"{sidecar} exists; a recording never overwrites a file")
-    try:
-        return Recorder(path, channels=2)
-    except FileExistsError:
-        raise _CommandError(409, f"{path} exists; a recording never overwrites a file") from None
-    except OSError as error:
-        raise _CommandError(400, f"cannot record to {path}: {error.strerror}") from None
-
-
-def read_wav(path: str) -> Samples:
-    """A mono 16-bit WAV file at 8 or 16 kHz as samples at the internal rate."""
-    with wave.open(path, "rb") as wav:
-        if wav.getnchannels() != 1 or wav.getsampwidth() != 2:
-            raise ValueError("a prompt is a mono 16-bit PCM WAV file")
-        rate = wav.getframerate()
-        if rate not in (8000, 16000):
-            raise ValueError(f"a prompt is recorded at 8000 or 16000 Hz, not {rate}")
-        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.int16)
-    return resample(samples, rate, INTERNAL_RATE) if rate != INTERNAL_RATE else samples
-
-
-def _frames(samples: Samples) -> Iterator[Samples]:
-    """``samples`` in 20 ms frames, the last one padded with silence."""
-    for start in range(0, len(samples), FRAME_SAMPLES):
-        frame = samples[start : start + FRAME_SAMPLES]
-        if len(frame) < FRAME_SAMPLES:
-            frame = np.concatenate([frame, np.zeros(FRAME_SAMPLES - len(frame), np.int16)])
-        yield frame
-
-
-class _CommandError(Exception):
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__(text)
-        self.code = code
-        self.text = text
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The worker's command line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m assistline.sip.worker", description="assistline media worker"
-    )
-    parser.add_argument("--id", default="w1", help="worker id used in leg ids and logs")
-    parser.add_argument("--port", type=int, required=True, help="loopback SIP UDP port")
-    parser.add_argument("--control", help="Unix socket of the control process")
-    parser.add_argument("--bind", default="127.0.0.1", help="address for SIP and RTP")
-    parser.add_argument("--codecs", default="PCMU,PCMA,G722", help="codecs in preference order")
-    parser.add_argument("--rtp-min", type=int, default=20000, help="lowest RTP port")
-    parser.add_argument("--rtp-max", type=int, default=30000, help="highest RTP port")
-    parser.add_argument("--public-address", default="", help="address put in SDP (NAT)")
-    return parser.parse_args(argv)
-
-
-async def _main(args: argparse.Namespace) -> None:
-    worker = MediaWorker(
-        args.id,
-        args.port,
-        control_path=args.control,
-        bind_address=args.bind,
-        codecs=tuple(c.strip() for c in args.codecs.split(",") if c.strip()),
-        rtp_port_min=args.rtp_min,
-        rtp_port_max=args.rtp_max,
-        public_address=args.public_address,
-    )
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, worker.stop)
-    await worker.run()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m assistline.sip.worker``."""
-    args = parse_args(argv)
-    # pjmedia's clock thread needs the GIL every 20 ms (see the module docstring).
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format=f"%(asctime)s worker {args.id} %(message)s"
-    )
-    asyncio.run(_main(args))
-    return 0
+def _pj_pair(a: SipLeg, b: SipLeg) -> None:
+    a.pj_go_direct(b)
+    b.pj_go_direct(a)
 
 
 if __name__ == "__main__":
+    from assistline.sip.worker_cli import main
+
     sys.exit(main())

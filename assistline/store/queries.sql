@@ -68,3 +68,42 @@ SET ended_at = now(), hangup_status = $2, hangup_reason = $3,
                    WHEN answered_at IS NOT NULL THEN 'answered'
                    ELSE 'unanswered' END
 WHERE leg = $1 AND ended_at IS NULL;
+
+-- name: media_stats_call_record
+-- A leg's latest record on that worker; stats may arrive just after its hangup.
+UPDATE call_record
+SET rx_packets = coalesce(rx_packets, 0) + $3,
+    rx_lost = coalesce(rx_lost, 0) + $4,
+    rx_jitter_max_ms = greatest(coalesce(rx_jitter_max_ms, 0), $5),
+    jbuf_lost = coalesce(jbuf_lost, 0) + $6,
+    jbuf_discarded = coalesce(jbuf_discarded, 0) + $7
+WHERE id = (SELECT max(id) FROM call_record WHERE leg = $1 AND worker = $2);
+
+-- name: agent_by_sip_username
+-- Routing: the agent an internal extension (a SIP username) belongs to.
+SELECT id, name, sip_username, state, state_since FROM agent WHERE sip_username = $1;
+
+-- name: insert_recording
+-- The legs' call records are the latest rows of those legs on that worker.
+INSERT INTO recording (id, call_id, worker, caller_leg, agent_leg, agent_id, path,
+                       channels, sample_rate, caller_record, agent_record)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+        (SELECT max(id) FROM call_record WHERE worker = $3 AND leg = $4),
+        (SELECT max(id) FROM call_record WHERE worker = $3 AND leg = $5));
+
+-- name: complete_recording
+-- $4 is the final status; a row is completed once.
+UPDATE recording
+SET ended_at = now(), duration_seconds = $2, pauses = $3::jsonb, status = $4,
+    caller_record = coalesce(caller_record,
+        (SELECT max(id) FROM call_record WHERE worker = recording.worker
+                                          AND leg = recording.caller_leg)),
+    agent_record = coalesce(agent_record,
+        (SELECT max(id) FROM call_record WHERE worker = recording.worker
+                                          AND leg = recording.agent_leg))
+WHERE id = $1 AND status = 'recording';
+
+-- name: get_recording
+SELECT id, call_id, worker, caller_leg, agent_leg, caller_record, agent_record, agent_id,
+       path, channels, sample_rate, started_at, ended_at, duration_seconds, pauses, status
+FROM recording WHERE id = $1;

@@ -8,6 +8,9 @@ import asyncpg
 import pytest
 
 from assistline.__main__ import main
+from assistline.store import migrations
+
+LATEST = migrations.discover()[-1].version
 
 
 @pytest.fixture(autouse=True)
@@ -26,15 +29,17 @@ def test_db_status_and_migrate_against_a_url(
     assert main(["db", "status"], {"DATABASE_URL": database_url}) == 0
     out = capsys.readouterr().out
     assert "applied  0001_audit_event" in out
-    assert out.rstrip().endswith("schema at version 0003, 0 pending")
+    assert out.rstrip().endswith(f"schema at version {LATEST:04d}, 0 pending")
     assert main(["db", "migrate"], {"DATABASE_URL": database_url}) == 0
-    assert capsys.readouterr().out == "schema at version 0003; nothing pending\n"
+    assert capsys.readouterr().out == f"schema at version {LATEST:04d}; nothing pending\n"
 
 
 async def _reset(database_url: str) -> None:
     connection = await asyncpg.connect(database_url)
     try:
-        await connection.execute("DROP TABLE audit_event, agent, call_record, schema_migration")
+        await connection.execute(
+            "DROP TABLE audit_event, agent, recording, call_record, schema_migration"
+        )
     finally:
         await connection.close()
 
@@ -50,10 +55,8 @@ def test_db_status_lists_pending_then_migrate_applies(
     assert "pending  0001_audit_event" in out
     assert main(["db", "migrate"], {"DATABASE_URL": database_url}) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "applied 0001_audit_event",
-        "applied 0002_agent",
-        "applied 0003_call_record",
-        "schema at version 0003; nothing pending",
+        *(f"applied {m.version:04d}_{m.name}" for m in migrations.discover()),
+        f"schema at version {LATEST:04d}; nothing pending",
     ]
 
 
@@ -66,7 +69,7 @@ def test_db_migrate_on_the_embedded_server_starts_and_stops_it(
     assert "applied 0001_audit_event" in capsys.readouterr().out
     assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists()
     assert main(["db", "status"], environ) == 0
-    assert "schema at version 0003, 0 pending" in capsys.readouterr().out
+    assert f"schema at version {LATEST:04d}, 0 pending" in capsys.readouterr().out
 
 
 def test_unreachable_database_exits_1(capsys: pytest.CaptureFixture[str]) -> None:

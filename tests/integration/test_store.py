@@ -37,15 +37,20 @@ async def test_migrate_twice_applies_nothing_the_second_time(database_url: str) 
 async def test_migrations_apply_in_order_on_an_empty_database(database_url: str) -> None:
     connection = await asyncpg.connect(database_url)
     try:
-        await connection.execute("DROP TABLE audit_event, agent, call_record, schema_migration")
+        await connection.execute(
+            "DROP TABLE audit_event, agent, recording, call_record, schema_migration"
+        )
         applied = await migrations.migrate(connection)
         assert [m.version for m in applied] == [m.version for m in migrations.discover()]
         rows = await connection.fetch("SELECT version, name FROM schema_migration ORDER BY 1")
-        assert [(r["version"], r["name"]) for r in rows] == [
+        assert [(r["version"], r["name"]) for r in rows][:5] == [
             (1, "audit_event"),
             (2, "agent"),
             (3, "call_record"),
+            (4, "recording"),
+            (5, "call_quality"),
         ]
+        assert [r["version"] for r in rows] == [m.version for m in migrations.discover()]
     finally:
         await connection.close()
 
@@ -53,14 +58,15 @@ async def test_migrations_apply_in_order_on_an_empty_database(database_url: str)
 async def test_a_failing_migration_is_rolled_back_whole(database_url: str) -> None:
     known = [
         *migrations.discover(),
-        Migration(4, "broken", "CREATE TABLE half_written (id int); SELECT no_such_function();"),
+        Migration(99, "broken", "CREATE TABLE half_written (id int); SELECT no_such_function();"),
     ]
     connection = await asyncpg.connect(database_url)
     try:
-        with pytest.raises(MigrationError, match="0004_broken failed and was rolled back"):
+        with pytest.raises(MigrationError, match="0099_broken failed and was rolled back"):
             await migrations.migrate(connection, known)
         assert await connection.fetchval("SELECT to_regclass('half_written')") is None
-        assert await connection.fetchval("SELECT max(version) FROM schema_migration") == 3
+        latest = migrations.discover()[-1].version
+        assert await connection.fetchval("SELECT max(version) FROM schema_migration") == latest
     finally:
         await connection.close()
 

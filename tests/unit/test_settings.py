@@ -115,7 +115,10 @@ def test_every_setting_has_a_variable_and_help() -> None:
     }
     assert all(info.help for info in infos)
     assert env_name("http", "port") == "ASSISTLINE_HTTP_PORT"
-    assert [info.env for info in infos if info.secret] == ["ASSISTLINE_STORE_DATABASE_URL"]
+    assert [info.env for info in infos if info.secret] == [
+        "ASSISTLINE_STORE_DATABASE_URL",
+        "ASSISTLINE_TRUNK_PASSWORD",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -124,6 +127,7 @@ def test_every_setting_has_a_variable_and_help() -> None:
         ("postgresql://app:hunter2@db:5432/x", "postgresql://app:***@db:5432/x"),
         ("postgresql://app@db/x", "postgresql://app@db/x"),
         ("plain-secret", "***"),
+        ("pass:word", "***"),
         ("", ""),
     ],
 )

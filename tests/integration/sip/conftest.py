@@ -13,6 +13,7 @@ import pytest
 REQUIRED = {
     "sipp": "sip-tester",
     "kamailio": "kamailio",
+    "baresip": "baresip",
 }
 
 

@@ -197,8 +197,12 @@ async def test_hold_and_unhold_are_reported(control: Control) -> None:
         result = await run_sipp("hold_call.xml", worker.port)
         assert (result.successful, result.failed) == (1, 0), result.errors
         await control.expect(protocol.CallEnded)
-        kinds = [type(m).__name__ for m in control.seen if not isinstance(m, protocol.Health)]
+        quiet = (protocol.Health, protocol.MediaStats)
+        kinds = [type(m).__name__ for m in control.seen if not isinstance(m, quiet)]
         assert kinds == ["Hello", "IncomingCall", "Answered", "Hold", "Unhold", "CallEnded"]
+        # Each re-INVITE replaced the audio stream: its receive figures came with it.
+        stats = [m for m in control.seen if isinstance(m, protocol.MediaStats)]
+        assert len(stats) >= 1 and all(m.leg == stats[0].leg for m in stats)
 
 
 async def test_bridged_legs_hear_each_other_and_are_recorded(
@@ -401,7 +405,8 @@ async def test_echo_call_is_recorded_in_stereo_with_a_pause(
     assert len(sidecar["pauses"]) == 1
     pause = sidecar["pauses"][0]
     start, end = pause["start_sample"], pause["end_sample"]
-    assert abs((end - start) / 16000 - paused_for) < 0.1, (pause, paused_for)
+    # Wall-clock on both sides of a socket: loose enough for a busy machine.
+    assert abs((end - start) / 16000 - paused_for) < 0.25, (pause, paused_for)
     with wave.open(str(path), "rb") as wav:
         assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (2, 2, 16000)
         audio = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
