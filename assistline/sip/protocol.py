@@ -27,8 +27,11 @@ carrying the same ``id``:
   played once) or tone (a call-progress tone name from
   :data:`assistline.media.tones.CALL_PROGRESS_TONES`, played until the next
   ``play`` or ``bridge``): exactly one of them
-- ``collect_digits`` id, leg, min_digits, max_digits, terminator ("" for
-  none), first_timeout_ms, inter_digit_timeout_ms
+- ``collect_digits`` id, leg, min_digits, max_digits (1..64), terminator
+  (one key, "" for none), first_timeout_ms, inter_digit_timeout_ms: the
+  ``result`` comes at once, the digits later in a ``digits`` event; a new
+  collection on the leg replaces a running one (see
+  :mod:`assistline.sip.digits`)
 - ``bridge`` id, leg_a, leg_b (both on this worker; each hears the other,
   until one of them ends)
 - ``record`` id, leg, path: a stereo 16 kHz WAV file (left what the leg
@@ -64,6 +67,9 @@ Worker → control events:
 - ``digit`` leg, digit, method (``rfc4733``, ``info`` or ``inband``). The
   digit may be card data: the control process needs it for the IVR, so it
   crosses the socket in memory, but ``repr`` masks it and nothing logs it
+- ``digits`` leg, digits, outcome (``max_digits``, ``terminator``,
+  ``timeout``, ``no_input`` or ``hangup``), valid (min..max collected):
+  the end of a ``collect_digits``; ``repr`` masks the digits
 - ``hold`` leg; ``unhold`` leg
 - ``hangup`` leg, status (SIP status that ended the call: 200 for a BYE
   from the far end, the refusal it got (486, 408…), the ``cause`` of a
@@ -98,6 +104,7 @@ MAX_LINE = 65_536
 
 Headers = tuple[tuple[str, str], ...]
 DtmfMethod = Literal["rfc4733", "info", "inband"]
+CollectOutcome = Literal["max_digits", "terminator", "timeout", "no_input", "hangup"]
 
 
 class ProtocolError(AssistlineError, ValueError):
@@ -344,6 +351,23 @@ class Digit:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class DigitsCollected:
+    """A ``collect_digits`` ended; ``repr`` masks the digits, which may be card data."""
+
+    TYPE: ClassVar[str] = "digits"
+    leg: str
+    digits: str
+    outcome: CollectOutcome
+    valid: bool
+
+    def __repr__(self) -> str:
+        return (
+            f"DigitsCollected(leg={self.leg!r}, digits='{'*' * len(self.digits)}', "
+            f"outcome={self.outcome!r}, valid={self.valid!r})"
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Hold:
     """The far end put the call on hold."""
 
@@ -398,6 +422,7 @@ Event = (
     | Ringing
     | Answered
     | Digit
+    | DigitsCollected
     | Hold
     | Unhold
     | CallEnded
@@ -454,6 +479,10 @@ def _check(where: str, hint: Any, value: Any) -> Any:
     if hint is int:
         if type(value) is not int:
             raise ProtocolError(f"{where} must be an integer")
+        return value
+    if hint is bool:
+        if type(value) is not bool:
+            raise ProtocolError(f"{where} must be true or false")
         return value
     if hint is str:
         if not isinstance(value, str):

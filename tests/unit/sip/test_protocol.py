@@ -35,6 +35,9 @@ EVENTS: list[protocol.Message] = [
     protocol.Hold("w1-1"),
     protocol.Unhold("w1-1"),
     protocol.CallEnded("w1-1", 200, "Normal call clearing"),
+    protocol.DigitsCollected("w1-1", "4242", "terminator", True),
+    protocol.DigitsCollected("w1-1", "", "no_input", False),
+    protocol.MediaStats("w1-1", packets=1500, lost=2, jitter_ms=4, jbuf_lost=1, jbuf_discarded=0),
     protocol.Health(2, 4),
 ]
 
@@ -61,6 +64,17 @@ def test_hangup_is_a_command_one_way_and_an_event_the_other() -> None:
     ) == (protocol.CallEnded("x", 0, "worker died"))
     with pytest.raises(ProtocolError, match="unknown message type 'answer' to control"):
         parse(b'{"type":"answer","id":1,"leg":"x"}', "to_control")
+
+
+def test_collected_digits_are_masked_in_repr_and_typed_on_the_wire() -> None:
+    event = protocol.DigitsCollected("w1-1", "4111111111111111", "max_digits", True)
+    assert "4111" not in repr(event) and "'****************'" in repr(event)
+    line = b'{"type":"digits","leg":"x","digits":"12","outcome":"timeout","valid":1}'
+    with pytest.raises(ProtocolError, match="valid must be true or false"):
+        parse(line, "to_control")
+    line = b'{"type":"digits","leg":"x","digits":"12","outcome":"late","valid":true}'
+    with pytest.raises(ProtocolError, match="outcome must be one of max_digits"):
+        parse(line, "to_control")
 
 
 def test_encoding_is_exact() -> None:
