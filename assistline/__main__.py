@@ -1,4 +1,4 @@
-"""The ``assistline`` command: ``serve``, ``db migrate``, ``db status``, ``config``.
+"""The ``assistline`` command: ``serve``, ``db``, ``agent``, ``config``.
 
 This is the one place that reads the environment: it builds the frozen
 settings from defaults, ``--config`` and ``ASSISTLINE_*`` variables, sets up
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import json
 import logging
 import os
@@ -72,6 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser("migrate", help="apply pending migrations")
     db_commands.add_parser("status", help="list applied and pending migrations")
 
+    agent = commands.add_parser("agent", help="the agent directory")
+    agent_commands = agent.add_subparsers(
+        dest="agent_command", required=True, metavar="AGENT_COMMAND"
+    )
+    add = agent_commands.add_parser(
+        "add",
+        help="add an agent; the phone's password is read from standard input",
+        description="Add an agent whose SIP phone registers with SIP_USERNAME. The password "
+        "(12 characters or more) is the first line of standard input, or asked twice on a "
+        "terminal; it is stored only as a SIP digest (HA1). The SIP edge loads agents when "
+        "`assistline serve` starts.",
+    )
+    add.add_argument("id", help="the agent's id (letters, digits, . _ -)")
+    add.add_argument("--name", required=True, help="the agent's name as shown to supervisors")
+    add.add_argument("--sip-username", required=True, help="the username of the agent's phone")
+    agent_commands.add_parser("list", help="list agents: id, SIP username, state, name")
+
     commands.add_parser("config", help="print the effective configuration, secrets masked")
     return parser
 
@@ -114,6 +132,36 @@ async def _db_command(settings: Settings, command: str) -> None:
             await connection.close()
 
 
+def _read_password() -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("phone password: ")
+    if getpass.getpass("again: ") != password:
+        raise AgentPasswordMismatchError()
+    return password
+
+
+class AgentPasswordMismatchError(AssistlineError):
+    """The two passwords typed differ; nothing was changed."""
+
+
+async def _agent_command(settings: Settings, args: argparse.Namespace) -> None:
+    from assistline.queue.agents import AgentDirectory
+    from assistline.store.database import open_store
+
+    password = _read_password() if args.agent_command == "add" else ""
+    async with open_store(settings.store) as database:
+        directory = AgentDirectory(database.pool, settings.sip.realm)
+        if args.agent_command == "add":
+            agent = await directory.create(args.id, args.name, args.sip_username, password)
+            print(
+                f"added agent {agent.id} ({agent.sip_username}); restart serve to admit its phone"
+            )
+        else:
+            for agent in await directory.all():
+                print(f"{agent.id}\t{agent.sip_username}\t{agent.state.value}\t{agent.name}")
+
+
 def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     environ = dict(os.environ) if environ is None else environ
@@ -139,6 +187,8 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
             print(render_config(settings))
         elif args.command == "db":
             asyncio.run(_db_command(settings, args.db_command))
+        elif args.command == "agent":
+            asyncio.run(_agent_command(settings, args))
         else:
             from assistline.serve import serve
 

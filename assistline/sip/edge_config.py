@@ -69,8 +69,10 @@ class EdgeLimits:
     """Most requests one source may send in two consecutive seconds."""
     ban_seconds: int = 300
     """How long a flooding source is ignored."""
-    max_message_bytes: int = 8192
-    """Larger requests get 513 Message Too Large."""
+    max_message_bytes: int = 3800
+    """Larger requests get 513 Message Too Large: the workers' pjsip cuts any
+    datagram at 4,000 bytes and acts on the rest (tests/integration/sip/
+    test_malformed.py), and the edge adds its own Via and Record-Route."""
     ping_interval: int = 1
     """Seconds between OPTIONS pings to each media worker."""
     fr_timer_ms: int = 3000

@@ -359,6 +359,18 @@ MALFORMED: dict[str, Callable[[int], bytes]] = {
 }
 
 
+async def test_an_invite_a_worker_would_cut_short_is_refused_too_large(
+    make_edge: EdgeFactory,
+) -> None:
+    # Media workers cut datagrams at 4,000 bytes and act on the rest
+    # (test_malformed.py): the edge refuses what they could not read whole.
+    edge = await make_edge()
+    port = edge_port(edge)
+    invite = request("INVITE", port, headers="X-Padding: " + "a" * 4000 + "\r\n")
+    assert 4000 < len(invite) < 8192
+    assert await send(port, invite) == "SIP/2.0 513 Message Too Large"
+
+
 async def test_malformed_requests_rejected_and_options_still_answered(
     make_edge: EdgeFactory,
 ) -> None:

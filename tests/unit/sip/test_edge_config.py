@@ -38,7 +38,7 @@ def test_defaults_give_the_documented_protections() -> None:
     assert "children=2\ntcp_children=2\n" in text
     assert "$shtinc(flood=>$var(k0)) > 16 || $shtinc(flood=>$var(k1)) > 16" in text
     assert '"ban=>size=8;autoexpire=300"' in text
-    assert "if ($ml > 8192) {" in text
+    assert "if ($ml > 3800) {" in text
     assert 'modparam("ctl", "binrpc", "unix:/var/lib/assistline/edge/run/ctl.sock")' in text
     assert 'modparam("htable", "db_url", "text:///var/lib/assistline/edge/db")' in text
     assert 'modparam("dispatcher", "list_file", "/var/lib/assistline/edge/dispatcher.list")' in text
