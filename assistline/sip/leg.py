@@ -285,7 +285,10 @@ class SipLeg:
                 self.on_ended(self)
             port = self._port_ref()
             if port is not None:
-                self._pjt.release(port)
+                self._port_ref = _none
+                port.received.clear()
+                port.to_send.clear()
+                self._pjt.recycle(port)
             self._pjt.release(call)
 
     def _on_media(self) -> None:
@@ -352,8 +355,10 @@ class SipLeg:
             return
         port = self._port_ref()
         if port is None:
-            port = self._pjt.hold(FramePort())
-            port.create(f"leg-{self.id}")
+            port = self._pjt.reuse(FramePort)
+            if port is None:
+                port = self._pjt.hold(FramePort())
+                port.create(f"leg-{len(self._pjt.keep)}")
             self._port_ref = weakref.ref(port)
         audio.startTransmit(port)
         port.startTransmit(audio)

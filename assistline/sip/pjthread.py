@@ -36,6 +36,41 @@ UDP port, which pjsip's transport layer discards.
 The command queue is bounded (:data:`QUEUE_SIZE`); when it is full
 :meth:`PjThread.run` raises :class:`PjsuaBusyError` at once rather than
 let the event loop pile up work the pjsua2 thread cannot keep up with.
+
+The wheel, measured here on pjsua2-python 2.15.1, 2 cores (scripts kept
+out of the repository; the worker is :mod:`assistline.sip.worker`):
+
+- **4 calls per process.** ``uaConfig.maxCalls = 8`` (or 32) is accepted by
+  ``libInit`` and reads back unchanged, but the library is compiled with
+  ``PJSUA_MAX_CALLS = 4``: with four calls up, a fifth and sixth INVITE are
+  refused by pjsua itself with ``486 Busy Here`` before ``onIncomingCall``
+  runs. ``worker.CAPACITY`` is therefore 4. The worker itself refuses an
+  incoming call with ``503 Worker Full`` when fewer than two slots are free
+  (the caller's and its agent leg's), so pjsua's 486 is never reached by
+  incoming calls (tests/integration/sip/test_worker.py).
+- **~75 call attempts/s abort the process.** sipp's ``uac`` scenario (50 ms
+  calls) at 20 and 40 attempts/s for 6 s: every call completes; at 75, 150
+  and 300/s the process dies within about a second on
+  ``ioqueue_select.c:386: pj_ioqueue_register_sock2: Assertion
+  `!pj_list_empty(&ioqueue->free_list)'`` (SIGABRT, exit 134), with RTP on
+  its own ioqueue or sharing the SIP one alike. Our reading of pjlib (not
+  measured): the select ioqueue has a fixed table of socket slots and a
+  closed socket's slot is reused only after a delay, so call churn, not
+  concurrency, runs it out. Rate limiting belongs in front of the workers
+  (the Kamailio edge's anti-flood), and the pool restarts a worker that
+  aborts.
+- **A busy Python thread starves media callbacks.** One echo call,
+  ``onFrameReceived`` counted over 2 s: 50.0/s idle; 10.5/s while another
+  thread in the process spins in pure Python; 49.5/s with the same busy
+  thread once ``sys.setswitchinterval(0.001)`` is set (the default is
+  5 ms). :func:`main` sets 1 ms, and nothing CPU-heavy runs in a worker's
+  Python threads (use a process).
+- **Priorities made frames later.** With 52 workers on one core and 25
+  bridged calls, workers at ``nice -10`` sent 48 of 50 RTP streams with
+  an interval over 40 ms (worst 87 ms), and pjmedia's clock and RTP
+  threads at ``SCHED_RR`` 29 of 50 (worst 72 ms, 4,911 frames discarded
+  by jitter buffers), against 1 to 4 streams (worst 41 ms) at normal
+  priority; so workers run at normal priority.
 """
 
 from __future__ import annotations
@@ -138,6 +173,7 @@ class PjThread:
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending_release: list[Any] = []
+        self._spare: dict[type[Any], list[Any]] = {}
         self.endpoint: Any = None
         #: pjsua2 objects alive on this thread, by id(); touch only on the thread.
         self.keep: dict[int, Any] = {}
@@ -230,6 +266,23 @@ class PjThread:
         """Stop keeping ``obj``: deleted when the caller drops it (a job, never a callback)."""
         self.keep.pop(id(obj), None)
 
+    def recycle(self, obj: Any) -> None:
+        """Keep ``obj`` (a conference port) for :meth:`reuse` instead of deleting it.
+
+        Deleting an ``AudioMediaPort`` while the conference clock runs lets
+        the clock call into a half-destroyed object: seen under 50 calls/s
+        as ``onFrameReceived`` finding its attributes gone, then SIGSEGV
+        (pjmedia removes a conference port on its clock thread, after the
+        call that removes it has returned). A worker holds a handful of
+        calls, so its ports are reused and deleted only at shutdown.
+        """
+        self._spare.setdefault(type(obj), []).append(obj)
+
+    def reuse(self, kind: type[T]) -> T | None:
+        """An object of ``kind`` given to :meth:`recycle`, or None."""
+        spare = self._spare.get(kind)
+        return spare.pop() if spare else None
+
     def release(self, obj: Any) -> None:
         """Delete ``obj`` on the next loop turn, outside any callback (pjsua2 thread only)."""
         if self.keep.pop(id(obj), None) is not None:
@@ -319,6 +372,7 @@ class PjThread:
             ep.libHandleEvents(10)
             self._pending_release.clear()
         self._pending_release.clear()
+        self._spare.clear()
         # Ports first (they reference the conference bridge), then calls, then accounts.
         for kind in (pj.AudioMediaPort, pj.Call, pj.Account):
             for key, obj in list(self.keep.items()):

@@ -44,11 +44,9 @@ from assistline.tasks import TaskRegistry
 
 logger = logging.getLogger(__name__)
 
-#: Call slots a bridged call takes in one worker: the inbound leg and the agent
-#: leg placed from the same worker. The pool grows when no worker has room
-#: for one more, and the edge dispatches at most capacity // SLOTS_PER_CALL
-#: inbound calls to a worker.
-SLOTS_PER_CALL = 2
+#: The pool grows when no worker has room for one more bridged call, and the
+#: edge dispatches at most capacity // SLOTS_PER_CALL inbound calls to a worker.
+SLOTS_PER_CALL = protocol.SLOTS_PER_CALL
 
 HEALTH_TIMEOUT = 2.0
 WATCH_INTERVAL = 0.2

@@ -99,6 +99,10 @@ from typing import Any, ClassVar, Literal, Union
 from assistline.errors import AssistlineError
 
 VERSION = 1
+#: Call slots a caller takes in its worker: its own leg and the agent leg the
+#: control process places from the same worker to bridge it to. A worker
+#: refuses an incoming call with "503 Worker Full" when fewer are free.
+SLOTS_PER_CALL = 2
 #: Longest line accepted, terminator included; longer is a protocol error.
 MAX_LINE = 65_536
 

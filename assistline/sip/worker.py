@@ -45,39 +45,9 @@ it, 0.2–0.3 ms per real pause or resume (a sidecar rewrite); a failing
 disk stops that recording (logged), never the media. A leg's recording
 is closed when the leg ends, and every recording when the worker stops.
 
-Measured here on pjsua2-python 2.15.1, 2 cores (scripts kept out of the
-repository):
-
-- **4 calls per process.** ``uaConfig.maxCalls = 8`` (or 32) is accepted by
-  ``libInit`` and reads back unchanged, but the library is compiled with
-  ``PJSUA_MAX_CALLS = 4``: with four calls up, a fifth and sixth INVITE are
-  refused by pjsua itself with ``486 Busy Here`` before ``onIncomingCall``
-  runs. :data:`CAPACITY` is therefore 4 (tests/integration/sip/test_worker.py
-  checks the fifth call's 486); the worker's own 486 beyond ``capacity`` is
-  a backstop for a smaller configured capacity.
-- **~75 call attempts/s abort the process.** sipp's ``uac`` scenario (50 ms
-  calls) at 20 and 40 attempts/s for 6 s: every call completes; at 75, 150
-  and 300/s the process dies within about a second on
-  ``ioqueue_select.c:386: pj_ioqueue_register_sock2: Assertion
-  `!pj_list_empty(&ioqueue->free_list)'`` (SIGABRT, exit 134), with RTP on
-  its own ioqueue or sharing the SIP one alike. Our reading of pjlib (not
-  measured): the select ioqueue has a fixed table of socket slots and a
-  closed socket's slot is reused only after a delay, so call churn, not
-  concurrency, runs it out. Rate limiting belongs in front of the workers
-  (the Kamailio edge's anti-flood), and the pool restarts a worker that
-  aborts.
-- **A busy Python thread starves media callbacks.** One echo call,
-  ``onFrameReceived`` counted over 2 s: 50.0/s idle; 10.5/s while another
-  thread in the process spins in pure Python; 49.5/s with the same busy
-  thread once ``sys.setswitchinterval(0.001)`` is set (the default is
-  5 ms). :func:`main` sets 1 ms, and nothing CPU-heavy runs in a worker's
-  Python threads (use a process).
-- **Priorities made frames later.** With 52 workers on one core and 25
-  bridged calls, workers at ``nice -10`` sent 48 of 50 RTP streams with
-  an interval over 40 ms (worst 87 ms), and pjmedia's clock and RTP
-  threads at ``SCHED_RR`` 29 of 50 (worst 72 ms, 4,911 frames discarded
-  by jitter buffers), against 1 to 4 streams (worst 41 ms) at normal
-  priority; so workers run at normal priority.
+What the pjsua2 wheel allows (4 calls per process, ~75 call attempts/s,
+media callbacks beside busy Python threads, priorities) was measured and is
+recorded in :mod:`assistline.sip.pjthread`.
 """
 
 from __future__ import annotations
@@ -120,6 +90,8 @@ HEALTH_INTERVAL = 1.0
 PLAY_AHEAD = 3
 #: pjlib's status for "too many objects": every pjsua call slot is taken.
 PJ_ETOOMANY = 70010
+#: Seconds place_call waits for pjsua to free an ended call's slot.
+RELEASE_WAIT = 0.5
 #: GIL switch interval in a worker, seconds (5 ms by default in CPython).
 SWITCH_INTERVAL = 0.001
 
@@ -174,6 +146,7 @@ class MediaWorker:
         )
         self._numbers = itertools.count(1)
         self._active: set[str] = set()  # legs up, changed on the pjsua2 thread only
+        self._awaiting_agent: set[str] = set()  # callers holding a slot for an agent leg
         self.legs: dict[str, SipLeg] = {}  # legs known to the loop
         self._echo: set[str] = set()
         self._bridged: dict[str, str] = {}  # leg id -> the leg it hears it
@@ -211,22 +184,33 @@ class MediaWorker:
     def _pj_incoming(self, account: Any, prm: Any) -> None:
         leg = SipLeg(self.pjt, f"{self.id}-{next(self._numbers)}", self._event)
         from_uri, to_uri = leg.pj_attach_incoming(account, prm.callId)
-        if len(self._active) >= self.capacity:
-            leg.pj_answer(486, "Busy Here")
+        # Each caller keeps a slot free for the agent leg to be bridged to it
+        # (the echo extension needs none); the edge takes "503 Worker Full" as
+        # "try the next worker" without marking this one down. (The edge's own
+        # load count lags: it frees a call's load at the caller's BYE, while
+        # the agent leg holds its slot here until its BYE is answered.)
+        echo = sip_user(to_uri) == ECHO_USER
+        needed = 1 if echo else protocol.SLOTS_PER_CALL
+        if len(self._active) + len(self._awaiting_agent) + needed > self.capacity:
+            leg.pj_answer(503, "Worker Full")
             return
         self._active.add(leg.id)
+        if not echo:
+            self._awaiting_agent.add(leg.id)
         leg.on_ended = self._pj_ended
         headers = x_headers(str(prm.rdata.wholeMsg))
-        echo = sip_user(to_uri) == ECHO_USER
         self.pjt.emit(self._adopt, leg, echo)
         self.pjt.emit(self._event, protocol.IncomingCall(leg.id, from_uri, to_uri, headers))
         leg.pj_answer(200 if echo else 180)
 
     def _pj_ended(self, leg: SipLeg) -> None:
         self._active.discard(leg.id)
+        self._awaiting_agent.discard(leg.id)
 
     def _pj_place_call(self, command: protocol.PlaceCall) -> str:
-        if len(self._active) >= self.capacity:
+        if self._awaiting_agent:
+            self._awaiting_agent.pop()  # a caller's reserved slot is used now
+        elif len(self._active) >= self.capacity:
             raise CommandError(503, "worker full")
         leg = SipLeg(self.pjt, f"{self.id}-{next(self._numbers)}", self._event)
         headers = command.headers
@@ -267,15 +251,14 @@ class MediaWorker:
             other = self._bridged.pop(event.leg, None)
             if other is not None:
                 self._bridged.pop(other, None)
-            if event.leg in self._direct:
-                self._direct.discard(event.leg)
-                self._update_python_media()
+            self._direct.discard(event.leg)
             if other is not None and other in self._direct:
                 self._direct.discard(other)
-                self._update_python_media()
                 peer = self.legs.get(other)
                 if peer is not None:
                     self._finish(self._pj_call(peer.pj_go_python))
+            # Every ending may leave no leg in Python: the media loop sleeps then.
+            self._update_python_media()
             conference = self._conference.pop(event.leg, None)
             if conference is not None:
                 # The leg's hangup event follows its complete recording.
@@ -434,6 +417,18 @@ class MediaWorker:
             raise
         self._conference[leg.id] = conference
 
+    async def _place_call(self, command: protocol.PlaceCall) -> str:
+        # pjsua frees an ended call's slot a moment after its hang-up event:
+        # wait up to RELEASE_WAIT for it rather than refuse the caller's agent.
+        deadline = asyncio.get_running_loop().time() + RELEASE_WAIT
+        while True:
+            try:
+                return await self.pjt.run(lambda: self._pj_place_call(command))
+            except CommandError as error:
+                if error.code != 503 or asyncio.get_running_loop().time() > deadline:
+                    raise
+            await asyncio.sleep(0.02)
+
     def _recording(self, leg_id: str) -> PairedRecording:
         recording = self._recordings.get(self._leg(leg_id).id)
         if recording is None:
@@ -499,8 +494,7 @@ class MediaWorker:
                 leg = self._leg(leg_id)
                 await run(lambda: leg.pj_send_dtmf(digits))
             case protocol.PlaceCall():
-                command = message
-                return await run(lambda: self._pj_place_call(command))
+                return await self._place_call(message)
             case protocol.Stop():
                 self.stop()
             case protocol.Trunk():
@@ -519,6 +513,7 @@ class MediaWorker:
                 self._playing.pop(a.id, None)
                 self._playing.pop(b.id, None)
                 self._bridged[a.id], self._bridged[b.id] = b.id, a.id
+                await run(lambda: self._awaiting_agent.difference_update((a.id, b.id)))
                 if a.id not in self._recordings and b.id not in self._recordings:
                     await run(lambda: _pj_pair(a, b))
                     self._direct.update((a.id, b.id))

@@ -1,0 +1,615 @@
+"""SIP bridge benchmark: concurrent bridged calls per core, and the call-setup rate.
+
+The real thing end to end on loopback: ``assistline serve`` (control
+process, media workers, Kamailio, embedded PostgreSQL) pinned to core 0;
+sipp as the callers and as the agents' phones, and tcpdump, pinned to
+core 1. Agents are created in the directory, register through the edge
+with digest authentication, and each caller dials an agent's extension:
+the server places the agent leg from the same worker, bridges the two and
+records the call (stereo WAV), as in production. Both sides stream G.711
+tones (sipp ``rtp_stream``).
+
+Concurrent calls: for each level, N calls are set up (25/s) and held; once
+the API lists N connected calls, a 10 s window measures the server's CPU
+(every process under ``serve``, in /proc) and memory (PSS), and tcpdump
+captures every RTP packet the workers send toward sipp. A level passes
+when every call completed, every one of the 2N legs' packets came with no
+interval over 40 ms and no gap in its RTP sequence during the window, and
+the workers' jitter buffers lost and discarded no frame (``media_stats``
+in the call records). The same is run without recording.
+
+Setup rate: short calls (0.5 s held) at increasing rates for 6 s each; the
+highest rate at which every call completed is reported.
+
+Targets (exit 1 when missed): ≥ 100 concurrent bridged G.711 calls on the
+server's core with recording and frames on time; ≥ 50 setups/s with 0
+failures. Prints progress, then one JSON object as the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from assistline.media import g711
+from assistline.queue.agents import AgentDirectory
+from assistline.settings import StoreSettings
+from assistline.store.database import EMBEDDED_DATABASE, open_store
+from assistline.store.embedded import EmbeddedPostgres
+
+SCENARIOS = Path(__file__).parent / "sip_scenarios"
+SERVER_CORE = 0
+LOAD_CORE = 1
+TARGET_CALLS = 100
+TARGET_RATE = 50
+LEVELS = (25, 50, 75, 100, 125)
+RATES = (25, 50, 75, 100)
+WINDOW = 10.0
+MAX_INTERVAL = 0.040
+AGENTS = 20
+PASSWORD = "bench-agent-secret"
+REALM = "assistline"
+#: The media workers' RTP ports, below the ephemeral range other ports come from.
+WORKER_RTP = (20000, 32000)
+
+
+def log(text: str) -> None:
+    """Progress on stderr; stdout's last line is the JSON result."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    """A loopback port free for both UDP and TCP."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+
+
+def free_block(count: int, start: int = 10000) -> int:
+    """The first of ``count`` consecutive free UDP ports from ``start``."""
+    first = start
+    while first + count < WORKER_RTP[0]:
+        try:
+            for port in range(first, first + count):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            first = port + 1
+            continue
+        return first
+    raise RuntimeError("no block of free ports for the media workers")
+
+
+def mulaw_wav(path: Path, hertz: float, seconds: int = 4) -> None:
+    """A looping G.711 μ-law tone in the WAV form sipp's rtp_stream plays."""
+    t = np.arange(8000 * seconds) / 8000
+    data = g711.encode_ulaw((np.sin(2 * np.pi * hertz * t) * 8000).astype(np.int16)).tobytes()
+    fmt = struct.pack("<HHIIHH", 7, 1, 8000, 8000, 1, 8)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+def on_core(core: int) -> Any:
+    """A preexec_fn pinning the child (and its children) to one core."""
+
+    def pin() -> None:
+        os.sched_setaffinity(0, {core})
+
+    return pin
+
+
+# ------------------------------------------------------------------ the server
+
+
+@dataclass
+class Server:
+    """``assistline serve`` as a child on the server core."""
+
+    data_dir: Path
+    record: bool
+    workers: int
+    http_port: int = field(default_factory=free_port)
+    edge_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start and wait until /readyz answers and every worker is up."""
+        base = free_block(self.workers + 1)
+        environ = {
+            **os.environ,
+            "ASSISTLINE_STORE_DATA_DIR": str(self.data_dir),
+            "ASSISTLINE_HTTP_HOST": "127.0.0.1",
+            "ASSISTLINE_HTTP_PORT": str(self.http_port),
+            "ASSISTLINE_SIP_EDGE_PORT": str(self.edge_port),
+            "ASSISTLINE_SIP_TLS_PORT": str(free_port()),
+            "ASSISTLINE_SIP_WORKER_BASE_PORT": str(base),
+            "ASSISTLINE_SIP_WORKERS": str(self.workers),
+            "ASSISTLINE_SIP_MAX_WORKERS": str(self.workers + 1),
+            "ASSISTLINE_SIP_RTP_PORT_MIN": str(WORKER_RTP[0]),
+            "ASSISTLINE_SIP_RTP_PORT_MAX": str(WORKER_RTP[1]),
+            "ASSISTLINE_SIP_RECORD_CALLS": "true" if self.record else "false",
+            "ASSISTLINE_LOG_LEVEL": "WARNING",
+        }
+        log_file = open(self.data_dir / "serve.log", "ab")  # noqa: SIM115 - the child's
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "assistline", "serve"],
+            env=environ,
+            stdout=log_file,
+            stderr=log_file,
+            preexec_fn=on_core(SERVER_CORE),
+        )
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"serve exited {self.process.returncode}; see serve.log")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(self.url("/readyz"), timeout=2) as reply:
+                    if reply.status == 200 and self.live_workers() >= self.workers:
+                        return
+            time.sleep(0.5)
+        raise RuntimeError("serve did not become ready in 180 s")
+
+    def url(self, path: str) -> str:
+        """An address on the server's HTTP port."""
+        return f"http://127.0.0.1:{self.http_port}{path}"
+
+    def stop(self) -> None:
+        """SIGTERM, then wait (it stops its workers, Kamailio and PostgreSQL)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def tree(self) -> list[int]:
+        """The server and every process below it."""
+        assert self.process is not None
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError):
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                    parent = int(stat.rsplit(")", 1)[1].split()[1])
+                    children.setdefault(parent, []).append(int(entry))
+        found, todo = [], [self.process.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo.extend(children.get(pid, []))
+        return found
+
+    def live_workers(self) -> int:
+        """Media worker processes running now."""
+        count = 0
+        for pid in self.tree():
+            with contextlib.suppress(OSError):
+                if b"assistline.sip.worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    count += 1
+        return count
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the whole tree so far."""
+        ticks = 0
+        for pid in self.tree():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def pss_mb(self) -> float:
+        """Proportional set size of the whole tree (shared pages counted once)."""
+        kilobytes = 0
+        for pid in self.tree():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        kilobytes += int(line.split()[1])
+        return kilobytes / 1024
+
+    def connected_calls(self) -> int:
+        """Calls the API lists as connected to an agent."""
+        with urllib.request.urlopen(self.url("/api/v1/calls"), timeout=5) as reply:
+            body = json.load(reply)
+        calls = body["calls"] if isinstance(body, dict) else body
+        return sum(1 for call in calls if call["state"] == "connected")
+
+
+async def create_agents(data_dir: Path) -> None:
+    """Agents in the directory before the server starts (the edge loads them at start)."""
+    async with open_store(StoreSettings(data_dir=data_dir)) as database:
+        directory = AgentDirectory(database.pool, REALM)
+        for index in range(AGENTS):
+            await directory.create(f"a{index}", f"Agent {index}", f"agent{index}", PASSWORD)
+
+
+async def media_quality(data_dir: Path, since: float) -> dict[str, int]:
+    """Receive figures the workers reported for legs started after ``since`` (epoch s)."""
+    connection = await asyncpg.connect(EmbeddedPostgres(data_dir).dsn(EMBEDDED_DATABASE))
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # media_stats come with or just after each leg's hangup
+            row = await connection.fetchrow(
+                "SELECT count(*) AS legs, count(rx_packets) AS reported,"
+                " coalesce(sum(jbuf_lost), 0) AS jbuf_lost,"
+                " coalesce(sum(jbuf_discarded), 0) AS jbuf_discarded,"
+                " coalesce(sum(rx_lost), 0) AS rx_lost"
+                " FROM call_record WHERE started_at >= to_timestamp($1)",
+                since,
+            )
+            assert row is not None
+            if row["legs"] == row["reported"] or time.monotonic() > deadline:
+                return {key: int(row[key]) for key in row.keys()}  # noqa: SIM118 - a Record
+            await asyncio.sleep(0.5)
+    finally:
+        await connection.close()
+
+
+# -------------------------------------------------------------------- the load
+
+
+def sipp(args: Sequence[str], directory: Path) -> subprocess.Popen[bytes]:
+    """sipp on the load core, quiet, in ``directory`` (where rtp_stream finds its WAV)."""
+    return subprocess.Popen(
+        ["sipp", "-nostdin", "-i", "127.0.0.1", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=on_core(LOAD_CORE),
+        cwd=directory,
+    )
+
+
+@dataclass
+class Load:
+    """The agents' phone (one sipp UAS for every agent) and the files callers need."""
+
+    directory: Path
+    edge_port: int
+    agent_port: int = field(default_factory=free_port)
+    phone: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Answer agent legs, and register every agent at the edge with its contact."""
+        mulaw_wav(self.directory / "caller.wav", 440)
+        mulaw_wav(self.directory / "agent.wav", 1000)
+        self.phone = sipp(
+            ["-sf", str(SCENARIOS / "agent.xml"), "-p", str(self.agent_port)], self.directory
+        )
+        for index in range(AGENTS):
+            register = sipp(
+                [
+                    *("-sf", str(SCENARIOS / "register.xml"), "-m", "1"),
+                    *("-s", f"agent{index}", "-au", f"agent{index}", "-ap", PASSWORD),
+                    *("-key", "phone", f"127.0.0.1:{self.agent_port}"),
+                    f"127.0.0.1:{self.edge_port}",
+                ],
+                self.directory,
+            )
+            _, errors = register.communicate(timeout=30)
+            if register.returncode != 0:
+                raise RuntimeError(f"agent{index} did not register: {errors.decode()[-500:]}")
+
+    def callers(self, calls: int, rate: int, hold_ms: int, limit: int) -> subprocess.Popen[bytes]:
+        """``calls`` callers at ``rate``/s, at most ``limit`` at once, each held ``hold_ms``."""
+        dialled = self.directory / "callers.csv"
+        dialled.write_text("SEQUENTIAL\n" + "".join(f"agent{i % AGENTS}\n" for i in range(calls)))
+        return sipp(
+            [
+                *("-sf", str(SCENARIOS / "caller.xml"), "-inf", str(dialled)),
+                *("-m", str(calls), "-r", str(rate), "-l", str(limit), "-d", str(hold_ms)),
+                *("-recv_timeout", "30000", "-trace_err", "-error_file"),
+                str(self.directory / f"callers-{calls}-{rate}.errors"),
+                f"127.0.0.1:{self.edge_port}",
+            ],
+            self.directory,
+        )
+
+    def stop(self) -> None:
+        """Stop the agents' phone."""
+        if self.phone is not None:
+            self.phone.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.phone.wait(10)
+            if self.phone.poll() is None:
+                self.phone.kill()
+
+
+# --------------------------------------------------------------- frame timing
+
+
+@dataclass
+class FrameTiming:
+    """What the capture says about the RTP the workers sent in the window."""
+
+    streams: int = 0
+    packets: int = 0
+    late_streams: int = 0
+    worst_interval_ms: float = 0.0
+    sequence_gaps: int = 0
+
+
+def read_pcap(path: Path) -> Iterator[tuple[float, bytes]]:
+    """(time, IPv4 packet) from a classic pcap of the loopback device."""
+    data = path.read_bytes()
+    if len(data) < 24:
+        return
+    magic = struct.unpack("<I", data[:4])[0]
+    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    scale = 1e-9 if magic in (0xA1B23C4D, 0x4D3CB2A1) else 1e-6
+    link = struct.unpack(endian + "I", data[20:24])[0]
+    skip = 14 if link == 1 else 16 if link == 113 else 0
+    offset = 24
+    while offset + 16 <= len(data):
+        seconds, fraction, length, _ = struct.unpack(endian + "IIII", data[offset : offset + 16])
+        offset += 16
+        yield seconds + fraction * scale, data[offset + skip : offset + length]
+        offset += length
+
+
+def frame_timing(path: Path, sent_by_workers: bool = True) -> FrameTiming:
+    """Per RTP stream: largest interval between packets and gaps in the sequence.
+
+    ``sent_by_workers`` picks the streams the server sends; False picks
+    the load generator's, which tells whether the workers' jitter buffers
+    had late packets to cope with.
+    """
+    streams: dict[tuple[int, int, int], list[tuple[float, int]]] = {}
+    for when, packet in read_pcap(path):
+        if len(packet) < 20 + 8 + 12 or packet[9] != 17:
+            continue
+        header = (packet[0] & 0x0F) * 4
+        source, destination = struct.unpack("!HH", packet[header : header + 4])
+        if (WORKER_RTP[0] <= source <= WORKER_RTP[1]) != sent_by_workers:
+            continue
+        rtp = packet[header + 8 :]
+        # RTP version 2, and not RTCP (packet types 200-204 in the same byte).
+        if len(rtp) < 12 or rtp[0] >> 6 != 2 or 72 <= rtp[1] & 0x7F <= 76:
+            continue
+        sequence, ssrc = struct.unpack("!H", rtp[2:4])[0], struct.unpack("!I", rtp[8:12])[0]
+        streams.setdefault((source, destination, ssrc), []).append((when, sequence))
+    timing = FrameTiming(streams=len(streams))
+    for packets in streams.values():
+        timing.packets += len(packets)
+        times = np.array([when for when, _ in packets])
+        intervals = np.diff(times) if len(times) > 1 else np.zeros(1)
+        worst = float(intervals.max()) * 1000
+        timing.worst_interval_ms = max(timing.worst_interval_ms, worst)
+        if worst > MAX_INTERVAL * 1000:
+            timing.late_streams += 1
+        sequences = np.array([sequence for _, sequence in packets], dtype=np.int64)
+        steps = np.diff(sequences) % 65536
+        timing.sequence_gaps += int(np.count_nonzero(steps != 1))
+    return timing
+
+
+# ------------------------------------------------------------------ the phases
+
+
+@dataclass
+class Level:
+    """One concurrency level's figures."""
+
+    calls: int
+    passed: bool
+    failed_calls: int
+    cpu_percent: float
+    pss_mb: float
+    timing: FrameTiming
+    quality: dict[str, int]
+    reason: str = ""
+    idle_cpu_percent: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        """The figures for the report."""
+        return {
+            "calls": self.calls,
+            "passed": self.passed,
+            "reason": self.reason,
+            "failed_calls": self.failed_calls,
+            "server_cpu_percent_of_core": round(self.cpu_percent, 1),
+            "idle_cpu_percent_of_core": round(self.idle_cpu_percent, 1),
+            "cpu_percent_per_call": round(self.cpu_percent / self.calls, 3),
+            "pss_mb": round(self.pss_mb, 1),
+            "rtp_streams": self.timing.streams,
+            "late_streams": self.timing.late_streams,
+            "worst_interval_ms": round(self.timing.worst_interval_ms, 1),
+            "sequence_gaps": self.timing.sequence_gaps,
+            **self.quality,
+        }
+
+
+def concurrency(server: Server, load: Load, calls: int, work: Path) -> Level:
+    """Hold ``calls`` bridged calls and measure a window of them."""
+    started = time.time()
+    hold_ms = int((calls / 25 + 40) * 1000)
+    callers = load.callers(calls, 25, hold_ms, calls)
+    deadline = time.monotonic() + calls / 25 + 30
+    up = 0
+    while time.monotonic() < deadline and callers.poll() is None:
+        up = server.connected_calls()
+        if up >= calls:
+            break
+        time.sleep(0.5)
+    if up < calls:
+        callers.kill()
+        callers.wait()
+        return Level(calls, False, calls - up, 0, 0, FrameTiming(), {}, f"only {up} connected")
+    time.sleep(2)  # past every call's first frames
+    capture = work / f"rtp-{calls}.pcap"
+    tcpdump = subprocess.Popen(
+        [
+            *("tcpdump", "-i", "lo", "-s", "64", "-B", "16384", "-w", str(capture), "-n"),
+            f"udp and (src portrange {WORKER_RTP[0]}-{WORKER_RTP[1]}"
+            f" or dst portrange {WORKER_RTP[0]}-{WORKER_RTP[1]})",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=on_core(LOAD_CORE),
+    )
+    time.sleep(1)
+    cpu, since = server.cpu_seconds(), time.monotonic()
+    time.sleep(WINDOW)
+    cpu_percent = (server.cpu_seconds() - cpu) / (time.monotonic() - since) * 100
+    pss = server.pss_mb()
+    tcpdump.terminate()
+    tcpdump.wait()
+    _, errors = callers.communicate(timeout=hold_ms / 1000 + 60)
+    failed = 0 if callers.returncode == 0 else calls
+    if callers.returncode != 0:
+        log(f"  callers exited {callers.returncode}: {errors.decode()[-300:]}")
+    timing = frame_timing(capture)
+    generator = frame_timing(capture, sent_by_workers=False)
+    capture.unlink()
+    quality = asyncio.run(media_quality(server.data_dir, started))
+    reasons = []
+    if failed:
+        reasons.append("calls failed")
+    if timing.streams < 2 * calls:
+        reasons.append(f"{timing.streams} RTP streams seen, not {2 * calls}")
+    if timing.late_streams or timing.sequence_gaps:
+        reasons.append("frames late or missing")
+    if quality.get("jbuf_lost", 0) or quality.get("jbuf_discarded", 0):
+        reasons.append("jitter buffer loss")
+    quality["load_generator_late_streams"] = generator.late_streams
+    quality["load_generator_worst_interval_ms"] = round(generator.worst_interval_ms)
+    level = Level(calls, not reasons, failed, cpu_percent, pss, timing, quality, "; ".join(reasons))
+    log(f"  {calls} calls: {json.dumps(level.as_json())}")
+    return level
+
+
+def setup_rate(server: Server, load: Load, rate: int) -> tuple[bool, str, float]:
+    """Calls at ``rate``/s for 6 s, each held 0.5 s: did every one complete, at what CPU?"""
+    calls = rate * 6
+    cpu, since = server.cpu_seconds(), time.monotonic()
+    callers = load.callers(calls, rate, 500, calls)
+    _, errors = callers.communicate(timeout=120)
+    cpu_percent = (server.cpu_seconds() - cpu) / (time.monotonic() - since) * 100
+    return callers.returncode == 0, errors.decode()[-300:], cpu_percent
+
+
+@contextlib.contextmanager
+def running(work: Path, record: bool, workers: int, tag: str) -> Iterator[tuple[Server, Load]]:
+    """A fresh server with ``workers`` media workers and the agents registered."""
+    data_dir = work / f"data-{tag}"
+    data_dir.mkdir()
+    asyncio.run(create_agents(data_dir))
+    server = Server(data_dir, record, workers=workers)
+    server.start()
+    load = Load(work, server.edge_port)
+    try:
+        load.start()
+        yield server, load
+    finally:
+        load.stop()
+        server.stop()
+
+
+def run_levels(work: Path, record: bool, levels: Sequence[int]) -> list[Level]:
+    """Each level on a server with just the workers it needs (idle ones cost CPU)."""
+    results: list[Level] = []
+    kind = "recorded" if record else "unrecorded"
+    for calls in levels:
+        workers = calls // 2 + 2
+        with running(work, record, workers, f"{kind}-{calls}") as (server, load):
+            cpu, since = server.cpu_seconds(), time.monotonic()
+            time.sleep(5)
+            idle = (server.cpu_seconds() - cpu) / (time.monotonic() - since) * 100
+            log(f"{kind}, {workers} media workers: idle {idle:.1f} % of the core")
+            level = concurrency(server, load, calls, work)
+            level.idle_cpu_percent = idle
+            results.append(level)
+        if level.failed_calls:
+            break  # more calls than the server can hold: higher levels fail the same way
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every phase and print the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", default=",".join(map(str, LEVELS)), help="concurrent calls")
+    parser.add_argument("--rates", default=",".join(map(str, RATES)), help="setups per second")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument("--no-unrecorded", action="store_true", help="skip the unrecorded run")
+    args = parser.parse_args(argv)
+    levels = [int(n) for n in args.levels.split(",") if n]
+    rates_asked = [int(n) for n in args.rates.split(",") if n]
+    for program in ("sipp", "kamailio", "tcpdump"):
+        if shutil.which(program, path="/usr/sbin:/usr/bin:/usr/local/bin") is None:
+            log(f"bench/sip.py needs {program}; `make bench` installs it")
+            return 2
+    if len(os.sched_getaffinity(0)) < 2:
+        log("bench/sip.py needs two cores: the server on one, the load on the other")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="assistline-bench-sip-") as temporary:
+        work = (
+            Path(tempfile.mkdtemp(prefix="assistline-bench-sip-")) if args.keep else Path(temporary)
+        )
+        log(f"work directory {work}")
+        recorded = run_levels(work, True, levels)
+        rates: list[dict[str, Any]] = []
+        best_rate = 0
+        with running(work, True, max(rates_asked, default=0) // 2 + 2, "rates") as (server, load):
+            for rate in rates_asked:
+                ok, errors, cpu_percent = setup_rate(server, load, rate)
+                rates.append(
+                    {"rate": rate, "all_completed": ok, "server_cpu_percent": round(cpu_percent)}
+                )
+                outcome = "every call completed" if ok else f"calls failed ({errors[-120:]!r})"
+                log(f"  {rate} setups/s: {outcome}; server {cpu_percent:.0f} % of the core")
+                if not ok:
+                    break
+                best_rate = rate
+                time.sleep(3)
+        unrecorded = [] if args.no_unrecorded else run_levels(work, False, levels)
+    best = max((level.calls for level in recorded if level.passed), default=0)
+    best_unrecorded = max((level.calls for level in unrecorded if level.passed), default=0)
+    top = next((level for level in recorded if level.calls == best), None)
+    result = {
+        "bench": "sip",
+        "concurrent_bridged_calls_per_core_recorded": best,
+        "concurrent_bridged_calls_per_core_unrecorded": best_unrecorded,
+        "cpu_percent_per_call_recorded": round(top.cpu_percent / top.calls, 3) if top else None,
+        "pss_mb_per_call_recorded": round(top.pss_mb / top.calls, 1) if top else None,
+        "setups_per_second": best_rate,
+        "levels_recorded": [level.as_json() for level in recorded],
+        "levels_unrecorded": [level.as_json() for level in unrecorded],
+        "setup_rates": rates,
+        "targets": {"concurrent_calls": TARGET_CALLS, "setups_per_second": TARGET_RATE},
+        "met": {
+            "concurrent_calls": best >= TARGET_CALLS,
+            "setups_per_second": best_rate >= TARGET_RATE,
+        },
+    }
+    print(json.dumps(result))
+    return 0 if best >= TARGET_CALLS and best_rate >= TARGET_RATE else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
