@@ -9,17 +9,24 @@ the server places the agent leg from the same worker, bridges the two and
 records the call (stereo WAV), as in production. Both sides stream G.711
 tones (sipp ``rtp_stream``).
 
-Concurrent calls: for each level, N calls are set up (25/s) and held; once
-the API lists N connected calls, a 10 s window measures the server's CPU
-(every process under ``serve``, in /proc) and memory (PSS), and tcpdump
-captures every RTP packet the workers send toward sipp. A level passes
-when every call completed, every one of the 2N legs' packets came with no
-interval over 40 ms and no gap in its RTP sequence during the window, and
-the workers' jitter buffers lost and discarded no frame (``media_stats``
-in the call records). The same is run without recording.
+Concurrent calls: each level N runs on a fresh server with N/2 + 2 media
+workers (idle workers cost CPU too: ~0.3 % of a core each); N calls are
+set up (25/s) and held; once the API lists N connected calls, a 10 s
+window measures the server's CPU (every process under ``serve``, in
+/proc) and memory (PSS), and tcpdump captures the RTP both ways. A level
+passes when every call completed, every one of the 2N streams the workers
+send had no interval over 40 ms and no gap in its RTP sequence during the
+window, and the workers' jitter buffers lost and discarded no frame
+(``media_stats`` in the call records). The load generator's own worst
+interval is reported beside it: when it was late too (a stall of the whole
+VM, seen here as both sides late by the same ~50 ms at the same moment),
+the window is measured again, up to three times, and the last one counts.
+The same is run without recording.
 
-Setup rate: short calls (0.5 s held) at increasing rates for 6 s each; the
-highest rate at which every call completed is reported.
+Setup rate: short calls (0.5 s held) at increasing rates for 6 s each, each
+rate on a fresh server with rate/2 + 4 workers; the
+highest rate at which every call completed is reported, with the server's
+CPU at each rate.
 
 Targets (exit 1 when missed): ≥ 100 concurrent bridged G.711 calls on the
 server's core with recording and frames on time; ≥ 50 setups/s with 0
@@ -63,6 +70,9 @@ TARGET_RATE = 50
 LEVELS = (25, 50, 75, 100, 125)
 RATES = (25, 50, 75, 100)
 WINDOW = 10.0
+#: Windows tried per level: one in which the load generator (on the other core
+#: of this shared VM) was late too is measured again.
+WINDOW_TRIES = 3
 MAX_INTERVAL = 0.040
 AGENTS = 20
 PASSWORD = "bench-agent-secret"
@@ -448,7 +458,7 @@ class Level:
 def concurrency(server: Server, load: Load, calls: int, work: Path) -> Level:
     """Hold ``calls`` bridged calls and measure a window of them."""
     started = time.time()
-    hold_ms = int((calls / 25 + 40) * 1000)
+    hold_ms = int((calls / 25 + 15 + WINDOW_TRIES * (WINDOW + 3)) * 1000)
     callers = load.callers(calls, 25, hold_ms, calls)
     deadline = time.monotonic() + calls / 25 + 30
     up = 0
@@ -460,9 +470,40 @@ def concurrency(server: Server, load: Load, calls: int, work: Path) -> Level:
     if up < calls:
         callers.kill()
         callers.wait()
+        log(f"  {calls} calls: only {up} connected")
         return Level(calls, False, calls - up, 0, 0, FrameTiming(), {}, f"only {up} connected")
     time.sleep(2)  # past every call's first frames
-    capture = work / f"rtp-{calls}.pcap"
+    windows = []
+    for attempt in range(1, WINDOW_TRIES + 1):
+        windows.append(measure_window(server, work / f"rtp-{calls}-{attempt}.pcap"))
+        if windows[-1][3].late_streams == 0:
+            break  # the load generator kept time: the window is clean
+        log(f"  window {attempt}: the load generator itself was late; measuring again")
+    cpu_percent, pss, timing, generator = windows[-1]
+    _, errors = callers.communicate(timeout=hold_ms / 1000 + 60)
+    failed = 0 if callers.returncode == 0 else calls
+    if callers.returncode != 0:
+        log(f"  callers exited {callers.returncode}: {errors.decode()[-300:]}")
+    quality = asyncio.run(media_quality(server.data_dir, started))
+    reasons = []
+    if failed:
+        reasons.append("calls failed")
+    if timing.streams < 2 * calls:
+        reasons.append(f"{timing.streams} RTP streams seen, not {2 * calls}")
+    if timing.late_streams or timing.sequence_gaps:
+        reasons.append("frames late or missing")
+    if quality.get("jbuf_lost", 0) or quality.get("jbuf_discarded", 0):
+        reasons.append("jitter buffer loss")
+    quality["load_generator_late_streams"] = generator.late_streams
+    quality["load_generator_worst_interval_ms"] = round(generator.worst_interval_ms)
+    quality["windows_measured"] = len(windows)
+    level = Level(calls, not reasons, failed, cpu_percent, pss, timing, quality, "; ".join(reasons))
+    log(f"  {calls} calls: {json.dumps(level.as_json())}")
+    return level
+
+
+def measure_window(server: Server, capture: Path) -> tuple[float, float, FrameTiming, FrameTiming]:
+    """CPU %, PSS and RTP timing (workers', load generator's) over one window."""
     tcpdump = subprocess.Popen(
         [
             *("tcpdump", "-i", "lo", "-s", "64", "-B", "16384", "-w", str(capture), "-n"),
@@ -480,28 +521,10 @@ def concurrency(server: Server, load: Load, calls: int, work: Path) -> Level:
     pss = server.pss_mb()
     tcpdump.terminate()
     tcpdump.wait()
-    _, errors = callers.communicate(timeout=hold_ms / 1000 + 60)
-    failed = 0 if callers.returncode == 0 else calls
-    if callers.returncode != 0:
-        log(f"  callers exited {callers.returncode}: {errors.decode()[-300:]}")
     timing = frame_timing(capture)
     generator = frame_timing(capture, sent_by_workers=False)
     capture.unlink()
-    quality = asyncio.run(media_quality(server.data_dir, started))
-    reasons = []
-    if failed:
-        reasons.append("calls failed")
-    if timing.streams < 2 * calls:
-        reasons.append(f"{timing.streams} RTP streams seen, not {2 * calls}")
-    if timing.late_streams or timing.sequence_gaps:
-        reasons.append("frames late or missing")
-    if quality.get("jbuf_lost", 0) or quality.get("jbuf_discarded", 0):
-        reasons.append("jitter buffer loss")
-    quality["load_generator_late_streams"] = generator.late_streams
-    quality["load_generator_worst_interval_ms"] = round(generator.worst_interval_ms)
-    level = Level(calls, not reasons, failed, cpu_percent, pss, timing, quality, "; ".join(reasons))
-    log(f"  {calls} calls: {json.dumps(level.as_json())}")
-    return level
+    return cpu_percent, pss, timing, generator
 
 
 def setup_rate(server: Server, load: Load, rate: int) -> tuple[bool, str, float]:
@@ -575,18 +598,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         recorded = run_levels(work, True, levels)
         rates: list[dict[str, Any]] = []
         best_rate = 0
-        with running(work, True, max(rates_asked, default=0) // 2 + 2, "rates") as (server, load):
-            for rate in rates_asked:
+        for rate in rates_asked:
+            # A call lasts about a second (0.5 s held): room for `rate` at once.
+            with running(work, True, rate // 2 + 4, f"rate-{rate}") as (server, load):
                 ok, errors, cpu_percent = setup_rate(server, load, rate)
-                rates.append(
-                    {"rate": rate, "all_completed": ok, "server_cpu_percent": round(cpu_percent)}
-                )
-                outcome = "every call completed" if ok else f"calls failed ({errors[-120:]!r})"
-                log(f"  {rate} setups/s: {outcome}; server {cpu_percent:.0f} % of the core")
-                if not ok:
-                    break
-                best_rate = rate
-                time.sleep(3)
+            rates.append(
+                {"rate": rate, "all_completed": ok, "server_cpu_percent": round(cpu_percent)}
+            )
+            outcome = "every call completed" if ok else f"calls failed ({errors[-120:]!r})"
+            log(f"  {rate} setups/s: {outcome}; server {cpu_percent:.0f} % of the core")
+            if not ok:
+                break
+            best_rate = rate
         unrecorded = [] if args.no_unrecorded else run_levels(work, False, levels)
     best = max((level.calls for level in recorded if level.passed), default=0)
     best_unrecorded = max((level.calls for level in unrecorded if level.passed), default=0)

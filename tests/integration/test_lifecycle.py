@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -18,23 +17,9 @@ import asyncpg
 import pytest
 
 from assistline.store.embedded import EmbeddedPostgres
+from tests.integration.sip.worker_peers import consecutive_free_ports
 
 pytestmark = pytest.mark.slow
-
-
-def _free_ports(count: int) -> int:
-    """The first of ``count`` consecutive loopback ports free for UDP and TCP."""
-    for _ in range(200):
-        first = random.randrange(30000, 60000 - count)
-        try:
-            for port in range(first, first + count):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    with socket.socket(socket.AF_INET, kind) as probe:
-                        probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return first
-    raise AssertionError("no free loopback ports")
 
 
 class RunningServer:
@@ -47,7 +32,7 @@ class RunningServer:
         self.data_dir = data_dir
         environment = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTLINE_")}
         environment.pop("DATABASE_URL", None)
-        first = _free_ports(6)
+        first = consecutive_free_ports(6)
         environment |= {
             "ASSISTLINE_SIP_EDGE_PORT": str(first),
             "ASSISTLINE_SIP_TLS_PORT": str(first + 1),

@@ -16,7 +16,6 @@ import contextlib
 import json
 import random
 import shutil
-import socket
 import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -34,7 +33,13 @@ from assistline.queue.agents import AgentDirectory
 from assistline.settings import HttpSettings, Settings, SipSettings, StoreSettings
 from assistline.signalling.app import create_app
 from tests.integration.sip.baresip_agent import Baresip
-from tests.integration.sip.worker_peers import RtpSink, rtp_packet, run_sipp, short_dir
+from tests.integration.sip.worker_peers import (
+    RtpSink,
+    consecutive_free_ports,
+    rtp_packet,
+    run_sipp,
+    short_dir,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -42,21 +47,6 @@ PASSWORD = "agent-phone-pass-7"
 CALLER_HZ = 700
 AGENT_HZ = 1100
 Client = TestClient[web.Request, web.Application]
-
-
-def _consecutive_free_ports(count: int) -> int:
-    """The first of ``count`` consecutive loopback ports free for UDP and TCP."""
-    for _ in range(200):
-        first = random.randrange(30000, 60000 - count)
-        try:
-            for port in range(first, first + count):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    with socket.socket(socket.AF_INET, kind) as probe:
-                        probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return first
-    raise AssertionError("no free loopback ports")
 
 
 @dataclass
@@ -127,7 +117,7 @@ async def server(database_url: str) -> AsyncIterator[Server]:
         directory = AgentDirectory(db, realm)
         await directory.create("agent-ada", "Ada Agent", "ada", PASSWORD)
         await directory.create("agent-bo", "Bo Agent", "bo", PASSWORD)
-        first = _consecutive_free_ports(3)
+        first = consecutive_free_ports(3)
         http_port = first + 2
         rtp = random.randrange(20000, 29000, 200)
         settings = Settings(

@@ -9,9 +9,6 @@ audio through the media core's detector.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
 
 from assistline.media.g711 import encode_alaw
 from assistline.media.tones import dtmf
@@ -22,22 +19,8 @@ from tests.integration.sip.worker_peers import (
     free_udp_port,
     rtp_packet,
     run_sipp,
-    short_dir,
     worker_process,
 )
-
-
-@pytest.fixture
-async def control() -> AsyncIterator[Control]:
-    directory = short_dir()
-    server = Control(directory / "control.sock")
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
-        (directory / "control.sock").unlink(missing_ok=True)
-        directory.rmdir()
 
 
 async def test_collect_digits_ends_on_max_terminator_and_silence(control: Control) -> None:

@@ -10,11 +10,9 @@ import asyncio
 import json
 import random
 import wave
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from assistline.media.g711 import decode_alaw, encode_alaw
 from assistline.media.tones import dtmf
@@ -28,19 +26,6 @@ from tests.integration.sip.worker_peers import (
     short_dir,
     worker_process,
 )
-
-
-@pytest.fixture
-async def control() -> AsyncIterator[Control]:
-    directory = short_dir()
-    server = Control(directory / "control.sock")
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
-        (directory / "control.sock").unlink(missing_ok=True)
-        directory.rmdir()
 
 
 def _tone_payloads(count: int, frequency: float = 1000.0) -> list[bytes]:

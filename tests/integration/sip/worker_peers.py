@@ -237,3 +237,18 @@ async def until(condition: Callable[[], bool], timeout: float, step: float = 0.0
             return
         await asyncio.sleep(step)
     raise TimeoutError(f"condition still false after {timeout} s")
+
+
+def consecutive_free_ports(count: int) -> int:
+    """The first of ``count`` consecutive loopback ports free for UDP and TCP."""
+    for _ in range(200):
+        first = random.randrange(30000, 60000 - count)
+        try:
+            for port in range(first, first + count):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    with socket.socket(socket.AF_INET, kind) as probe:
+                        probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise AssertionError("no free loopback ports")
