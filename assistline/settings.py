@@ -135,6 +135,9 @@ class SipSettings:
     record_calls: bool = setting(
         True, "record every call bridged to an agent (stereo WAV under the data directory)"
     )
+    media_timeout: float = setting(
+        60.0, "seconds a call may receive no RTP (not on hold) before it is hung up; 0: never"
+    )
     agent_networks: tuple[str, ...] = setting(
         ("127.0.0.0/8", "::1/128"), "networks agents' phones may register and call from"
     )
@@ -155,6 +158,8 @@ class SipSettings:
             raise ConfigurationError("sip.rtp_port_min must be below sip.rtp_port_max")
         if not 1 <= self.workers <= self.max_workers:
             raise ConfigurationError("sip.workers must be at least 1 and at most sip.max_workers")
+        if self.media_timeout != 0 and not 5 <= self.media_timeout <= 3600:
+            raise ConfigurationError("sip.media_timeout must be 0 (never) or 5..3600 seconds")
         unknown = [c for c in self.codecs if c not in ("PCMU", "PCMA", "G722")]
         if unknown or not self.codecs:
             raise ConfigurationError(

@@ -325,6 +325,23 @@ class SipLeg:
             return None
         return None
 
+    def pj_rx_packets(self) -> int | None:
+        """RTP packets the audio stream has received, or None (no stream, or held)."""
+        call = self._call_ref()
+        if call is None or self.ended or self._held or not self._answered:
+            return None
+        try:
+            info = call.getInfo()  # keep it: .media points into it (SWIG)
+            for media in info.media:
+                if (
+                    media.type == pj.PJMEDIA_TYPE_AUDIO
+                    and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE
+                ):
+                    return int(call.getStreamStat(media.index).rtcp.rxStat.pkt)
+        except pj.Error:
+            return None
+        return None
+
     def pj_go_direct(self, peer: SipLeg) -> None:
         """Carry this leg's audio to and from ``peer`` inside pjmedia, not through Python."""
         self.direct_peer = peer

@@ -150,6 +150,7 @@ class WorkerPool:
         """A pool sized and configured by the ``[sip]`` settings."""
         args = [
             *("--codecs", ",".join(settings.codecs)),
+            *("--media-timeout", str(settings.media_timeout)),
         ]
         if settings.public_address:
             args += ["--public-address", settings.public_address]

@@ -71,6 +71,7 @@ from assistline.sip.conference import ConferenceRecording
 from assistline.sip.digits import CollectError, DigitCollections
 from assistline.sip.leg import SipLeg
 from assistline.sip.pjthread import PjThread, guarded, pj_error_text
+from assistline.sip.rtp_timeout import DEFAULT_TIMEOUT, watch_rtp
 from assistline.sip.sipmsg import ECHO_USER, codec_priorities, sip_user, x_headers
 from assistline.sip.trunk import TrunkAccounts, TrunkSetupError
 from assistline.sip.worker_media import (
@@ -121,6 +122,7 @@ class MediaWorker:
         rtp_port_max: int = 30000,
         public_address: str = "",
         capacity: int = CAPACITY,
+        media_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.id = worker_id
         self.sip_port = sip_port
@@ -131,6 +133,7 @@ class MediaWorker:
         self.rtp_port_max = rtp_port_max
         self.public_address = public_address
         self.capacity = capacity
+        self.media_timeout = media_timeout
         wake_host = "127.0.0.1" if bind_address in ("0.0.0.0", "") else bind_address
         wake_host = "::1" if wake_host == "::" else wake_host
         self.pjt = PjThread(
@@ -322,6 +325,9 @@ class MediaWorker:
                 tasks.append(asyncio.create_task(self._commands(reader), name="worker-commands"))
             tasks.append(asyncio.create_task(self._health(), name="worker-health"))
             tasks.append(asyncio.create_task(self._media_loop(), name="worker-media"))
+            if self.media_timeout > 0:
+                watch = watch_rtp(self.pjt, self.legs, self._pj_call, self.media_timeout)
+                tasks.append(asyncio.create_task(watch, name="worker-rtp-watch"))
             await self._stop.wait()
         finally:
             for task in tasks:

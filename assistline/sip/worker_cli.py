@@ -33,6 +33,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rtp-min", type=int, default=20000, help="lowest RTP port")
     parser.add_argument("--rtp-max", type=int, default=30000, help="highest RTP port")
     parser.add_argument("--public-address", default="", help="address put in SDP (NAT)")
+    parser.add_argument(
+        "--media-timeout", type=float, default=60.0, help="hang up after this many s without RTP"
+    )
     return parser.parse_args(argv)
 
 
@@ -46,6 +49,7 @@ async def _main(args: argparse.Namespace) -> None:
         rtp_port_min=args.rtp_min,
         rtp_port_max=args.rtp_max,
         public_address=args.public_address,
+        media_timeout=args.media_timeout,
     )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -128,6 +128,25 @@ async def test_fifth_simultaneous_call_is_refused_busy(control: Control) -> None
         assert health.capacity == 4
 
 
+async def test_a_call_receiving_no_rtp_is_hung_up_after_the_media_timeout(
+    control: Control,
+) -> None:
+    # info_dtmf.xml sends a SIP INFO digit and no RTP, then would wait 30 s.
+    async with worker_process(control, extra=("--media-timeout", "2")) as worker:
+        await control.expect(protocol.Hello)
+        sipp = asyncio.create_task(run_sipp("info_dtmf.xml", worker.port, pause_ms=30_000))
+        try:
+            incoming = await control.expect(protocol.IncomingCall)
+            await control.expect(protocol.Answered, lambda e: e.leg == incoming.leg)
+            ended = await control.expect(protocol.CallEnded, timeout=15)
+            assert ended.leg == incoming.leg
+            # The worker sent the BYE: the leg was answered, so the cause is not used.
+            assert ended.status in (200, 408), ended
+        finally:
+            sipp.cancel()
+            await asyncio.gather(sipp, return_exceptions=True)
+
+
 async def test_commands_answer_reject_and_errors(control: Control) -> None:
     async with worker_process(control) as worker:
         await control.expect(protocol.Hello)

@@ -109,7 +109,9 @@ class WorkerProcess:
 
 
 @contextlib.asynccontextmanager
-async def worker_process(control: Control, worker_id: str = "t1") -> AsyncIterator[WorkerProcess]:
+async def worker_process(
+    control: Control, worker_id: str = "t1", extra: Sequence[str] = ()
+) -> AsyncIterator[WorkerProcess]:
     """Start ``python -m assistline.sip.worker`` against ``control``; stop and reap it after."""
     port = free_udp_port()
     rtp = random.randrange(20000, 29000, 200)
@@ -119,6 +121,7 @@ async def worker_process(control: Control, worker_id: str = "t1") -> AsyncIterat
         "assistline.sip.worker",
         *("--id", worker_id, "--port", str(port), "--control", str(control.path)),
         *("--rtp-min", str(rtp), "--rtp-max", str(rtp + 198)),
+        *extra,
         stdout=asyncio.subprocess.DEVNULL,
     )
     try:
