@@ -27,7 +27,10 @@ def test_pool_from_settings() -> None:
     pool = WorkerPool.from_settings(settings, Path("/run/x.sock"), _ignore, TaskRegistry())
     assert (pool.max_workers, pool.base_port, pool.free) == (5, 6000, 0)
     assert pool._initial == 3
-    assert pool.worker_args == ("--codecs", "G722,PCMA", "--public-address", "203.0.113.7")
+    assert pool.worker_args == (
+        *("--codecs", "G722,PCMA", "--media-timeout", "60.0"),
+        *("--public-address", "203.0.113.7"),
+    )
     assert pool.rtp_ports == (31000, 32000)
 
 
