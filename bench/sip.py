@@ -70,9 +70,11 @@ TARGET_RATE = 50
 LEVELS = (25, 50, 75, 100, 125)
 RATES = (25, 50, 75, 100)
 WINDOW = 10.0
-#: Calls set up per second for the concurrency levels: measured here, 25
-#: calls set up at 25/s left 2 frames lost in the workers' jitter buffers
-#: (the set-up burst takes most of the core), at 5/s none.
+#: Calls set up per second for the concurrency levels: measured here on a
+#: quiet run, 25 calls set up at 25/s left 2 frames lost in the workers'
+#: jitter buffers (the set-up burst takes most of the core), at 5/s none.
+#: Stalls of the whole VM during a level still cost frames: the jitter
+#: buffers count the whole call, not only the re-measured window.
 RAMP_RATE = 5
 #: Windows tried per level: one in which the load generator (on the other core
 #: of this shared VM) was late too is measured again.
