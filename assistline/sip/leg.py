@@ -308,39 +308,43 @@ class SipLeg:
                     self._emit(protocol.Unhold(self.id))
                 self._connect(call.getAudioMedia(media.index))
 
-    def pj_audio(self) -> Any:
-        """The call's audio in the conference bridge, or None before media (or after)."""
+    def _pj_audio_index(self, *statuses: int) -> tuple[Any, int] | None:
+        """(call, index) of the call's audio stream in one of ``statuses``, or None."""
         call = self._call_ref()
         if call is None or self.ended:
             return None
         try:
-            info = call.getInfo()
+            info = call.getInfo()  # keep it: .media points into it (SWIG)
             for media in info.media:
-                if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status in (
-                    pj.PJSUA_CALL_MEDIA_ACTIVE,
-                    pj.PJSUA_CALL_MEDIA_REMOTE_HOLD,
-                ):
-                    return call.getAudioMedia(media.index)
+                if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status in statuses:
+                    return call, int(media.index)
         except pj.Error:
             return None
         return None
 
-    def pj_rx_packets(self) -> int | None:
-        """RTP packets the audio stream has received, or None (no stream, or held)."""
-        call = self._call_ref()
-        if call is None or self.ended or self._held or not self._answered:
+    def pj_audio(self) -> Any:
+        """The call's audio in the conference bridge, or None before media (or after)."""
+        found = self._pj_audio_index(pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
+        if found is None:
             return None
+        call, index = found
         try:
-            info = call.getInfo()  # keep it: .media points into it (SWIG)
-            for media in info.media:
-                if (
-                    media.type == pj.PJMEDIA_TYPE_AUDIO
-                    and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE
-                ):
-                    return int(call.getStreamStat(media.index).rtcp.rxStat.pkt)
+            return call.getAudioMedia(index)
         except pj.Error:
             return None
-        return None
+
+    def pj_rx_packets(self) -> int | None:
+        """RTP packets the audio stream has received, or None (no stream, or held)."""
+        if self._held or not self._answered:
+            return None
+        found = self._pj_audio_index(pj.PJSUA_CALL_MEDIA_ACTIVE)
+        if found is None:
+            return None
+        call, index = found
+        try:
+            return int(call.getStreamStat(index).rtcp.rxStat.pkt)
+        except pj.Error:
+            return None
 
     def pj_go_direct(self, peer: SipLeg) -> None:
         """Carry this leg's audio to and from ``peer`` inside pjmedia, not through Python."""

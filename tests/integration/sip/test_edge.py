@@ -9,6 +9,7 @@ registration and calls through the dispatcher use sipp.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -263,26 +264,33 @@ async def wait_for_worker_state(edge: SipEdge, flag: str, timeout: float = 15.0)
     raise AssertionError(f"worker never reached state {flag}: {listing}")
 
 
-async def test_call_dispatched_to_worker_then_503_when_it_is_gone(
-    make_edge: EdgeFactory,
-) -> None:
-    worker_port = free_port()
+@contextlib.asynccontextmanager
+async def fake_worker(port: int) -> AsyncIterator[None]:
+    """sipp on ``port`` standing in for a media worker (answers OPTIONS and calls)."""
     worker = await asyncio.create_subprocess_exec(
         *["sipp", "-nostdin", "-sf", str(SCENARIOS / "edge_worker.xml"), "-aa"],
-        *["-i", HOST, "-p", str(worker_port), "-mp", str(free_port())],
+        *["-i", HOST, "-p", str(port), "-mp", str(free_port())],
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
+        yield
+    finally:
+        worker.terminate()
+        await worker.wait()
+
+
+async def test_call_dispatched_to_worker_then_503_when_it_is_gone(
+    make_edge: EdgeFactory,
+) -> None:
+    worker_port = free_port()
+    async with fake_worker(worker_port):
         edge = await make_edge(workers=((HOST, worker_port),))
         await wait_for_worker_state(edge, "AP")
         port = edge_port(edge)
         call = str(SCENARIOS / "edge_call.xml")
         assert await sipp(f"{HOST}:{port}", "-sf", call, "-s", "ivr") == 0
-    finally:
-        worker.terminate()
-        await worker.wait()
     await wait_for_worker_state(edge, "IP")
     sdp = f"v=0\r\no=- 1 1 IN IP4 {HOST}\r\ns=-\r\nc=IN IP4 {HOST}\r\nt=0 0\r\n"
     sdp += "m=audio 4000 RTP/AVP 0\r\n"
@@ -307,14 +315,7 @@ async def test_address_without_worker_is_never_chosen_and_failover_keeps_the_cal
     make_edge: EdgeFactory,
 ) -> None:
     worker_port, nobody_port = free_port(), free_port()
-    worker = await asyncio.create_subprocess_exec(
-        *["sipp", "-nostdin", "-sf", str(SCENARIOS / "edge_worker.xml"), "-aa"],
-        *["-i", HOST, "-p", str(worker_port), "-mp", str(free_port())],
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
+    async with fake_worker(worker_port):
         # No pings during the test (the first is due after 60 s): states change
         # only as the test and the routing script set them. Loads being equal,
         # algorithm 10 takes the first address dispatcher.list shows: the
@@ -336,9 +337,6 @@ async def test_address_without_worker_is_never_chosen_and_failover_keeps_the_cal
         await edge.rpc("dispatcher.set_state", "a", "1", nobody_uri)
         assert await sipp(f"{HOST}:{port}", "-sf", call, "-s", "ivr") == 0
         assert await dispatcher_flags(edge) == {nobody_uri: "IP", worker_uri: "AP"}
-    finally:
-        worker.terminate()
-        await worker.wait()
     assert "cannot update load" not in edge.log_file.read_text()
 
 

@@ -25,6 +25,7 @@ from assistline.sip.service import SipService
 from tests.integration.sip.test_edge import (
     EdgeFactory,
     edge_port,
+    fake_worker,
     free_port,
     make_edge,
     sipp,
@@ -259,23 +260,13 @@ async def test_the_trunk_cap_refuses_one_call_too_many_until_one_ends(
 async def test_only_dispatched_calls_release_a_worker_load_at_bye(make_edge: EdgeFactory) -> None:
     # Calls out (to the trunk, to agents) carry no dispatcher load; the edge
     # tells the two kinds apart by a Record-Route parameter. Were the load of
-    # a dispatched call not released at its BYE, the 5th call in a row would
+    # a dispatched call not released at its BYE, the 3rd call in a row would
     # find the worker full (maxload 2) and get 503.
     worker_port = free_port()
-    worker = await asyncio.create_subprocess_exec(
-        *["sipp", "-nostdin", "-sf", str(SCENARIOS / "edge_worker.xml"), "-aa"],
-        *["-i", HOST, "-p", str(worker_port), "-mp", str(free_port())],
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
+    async with fake_worker(worker_port):
         edge = await make_edge(workers=((HOST, worker_port),))
         await wait_for_worker_state(edge, "AP")
         target = f"{HOST}:{edge_port(edge)}"
         call = str(SCENARIOS / "edge_call.xml")
         assert [await sipp(target, "-sf", call, "-s", "ivr") for _ in range(6)] == [0] * 6
         assert "cannot find load" not in edge.log_file.read_text()
-    finally:
-        worker.terminate()
-        await worker.wait()
