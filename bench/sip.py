@@ -62,6 +62,10 @@ from assistline.settings import StoreSettings
 from assistline.store.database import EMBEDDED_DATABASE, open_store
 from assistline.store.embedded import EmbeddedPostgres
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _sip_rtp import FrameTiming, frame_timing  # noqa: E402  (bench/ is on sys.path just above)
+
 SCENARIOS = Path(__file__).parent / "sip_scenarios"
 SERVER_CORE = 0
 LOAD_CORE = 1
@@ -357,74 +361,6 @@ class Load:
                 self.phone.kill()
 
 
-# --------------------------------------------------------------- frame timing
-
-
-@dataclass
-class FrameTiming:
-    """What the capture says about the RTP the workers sent in the window."""
-
-    streams: int = 0
-    packets: int = 0
-    late_streams: int = 0
-    worst_interval_ms: float = 0.0
-    sequence_gaps: int = 0
-
-
-def read_pcap(path: Path) -> Iterator[tuple[float, bytes]]:
-    """(time, IPv4 packet) from a classic pcap of the loopback device."""
-    data = path.read_bytes()
-    if len(data) < 24:
-        return
-    magic = struct.unpack("<I", data[:4])[0]
-    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
-    scale = 1e-9 if magic in (0xA1B23C4D, 0x4D3CB2A1) else 1e-6
-    link = struct.unpack(endian + "I", data[20:24])[0]
-    skip = 14 if link == 1 else 16 if link == 113 else 0
-    offset = 24
-    while offset + 16 <= len(data):
-        seconds, fraction, length, _ = struct.unpack(endian + "IIII", data[offset : offset + 16])
-        offset += 16
-        yield seconds + fraction * scale, data[offset + skip : offset + length]
-        offset += length
-
-
-def frame_timing(path: Path, sent_by_workers: bool = True) -> FrameTiming:
-    """Per RTP stream: largest interval between packets and gaps in the sequence.
-
-    ``sent_by_workers`` picks the streams the server sends; False picks
-    the load generator's, which tells whether the workers' jitter buffers
-    had late packets to cope with.
-    """
-    streams: dict[tuple[int, int, int], list[tuple[float, int]]] = {}
-    for when, packet in read_pcap(path):
-        if len(packet) < 20 + 8 + 12 or packet[9] != 17:
-            continue
-        header = (packet[0] & 0x0F) * 4
-        source, destination = struct.unpack("!HH", packet[header : header + 4])
-        if (WORKER_RTP[0] <= source <= WORKER_RTP[1]) != sent_by_workers:
-            continue
-        rtp = packet[header + 8 :]
-        # RTP version 2, and not RTCP (packet types 200-204 in the same byte).
-        if len(rtp) < 12 or rtp[0] >> 6 != 2 or 72 <= rtp[1] & 0x7F <= 76:
-            continue
-        sequence, ssrc = struct.unpack("!H", rtp[2:4])[0], struct.unpack("!I", rtp[8:12])[0]
-        streams.setdefault((source, destination, ssrc), []).append((when, sequence))
-    timing = FrameTiming(streams=len(streams))
-    for packets in streams.values():
-        timing.packets += len(packets)
-        times = np.array([when for when, _ in packets])
-        intervals = np.diff(times) if len(times) > 1 else np.zeros(1)
-        worst = float(intervals.max()) * 1000
-        timing.worst_interval_ms = max(timing.worst_interval_ms, worst)
-        if worst > MAX_INTERVAL * 1000:
-            timing.late_streams += 1
-        sequences = np.array([sequence for _, sequence in packets], dtype=np.int64)
-        steps = np.diff(sequences) % 65536
-        timing.sequence_gaps += int(np.count_nonzero(steps != 1))
-    return timing
-
-
 # ------------------------------------------------------------------ the phases
 
 
@@ -527,8 +463,8 @@ def measure_window(server: Server, capture: Path) -> tuple[float, float, FrameTi
     pss = server.pss_mb()
     tcpdump.terminate()
     tcpdump.wait()
-    timing = frame_timing(capture)
-    generator = frame_timing(capture, sent_by_workers=False)
+    timing = frame_timing(capture, WORKER_RTP, MAX_INTERVAL)
+    generator = frame_timing(capture, WORKER_RTP, MAX_INTERVAL, sent_by_workers=False)
     capture.unlink()
     return cpu_percent, pss, timing, generator
 
