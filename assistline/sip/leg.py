@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import itertools
 import logging
 import weakref
 from collections.abc import Callable
@@ -62,6 +63,8 @@ FRAME_BYTES = FRAME_SAMPLES * 2
 _SILENCE = bytes(FRAME_BYTES)
 
 EventSink = Callable[[protocol.Event], None]
+
+_port_names = itertools.count(1)
 
 
 def _data_pointer(vector: Any) -> int:
@@ -283,12 +286,7 @@ class SipLeg:
             self._emit(protocol.CallEnded(self.id, self.status, self.reason))
             if self.on_ended is not None:
                 self.on_ended(self)
-            port = self._port_ref()
-            if port is not None:
-                self._port_ref = _none
-                port.received.clear()
-                port.to_send.clear()
-                self._pjt.recycle(port)
+            self._retire_port()
             self._pjt.release(call)
 
     def _on_media(self) -> None:
@@ -376,10 +374,8 @@ class SipLeg:
             return
         port = self._port_ref()
         if port is None:
-            port = self._pjt.reuse(FramePort)
-            if port is None:
-                port = self._pjt.hold(FramePort())
-                port.create(f"leg-{len(self._pjt.keep)}")
+            port = self._pjt.hold(FramePort())
+            port.create(f"leg-{next(_port_names)}")
             self._port_ref = weakref.ref(port)
         audio.startTransmit(port)
         port.startTransmit(audio)
@@ -405,8 +401,16 @@ class SipLeg:
         if port is not None:
             audio.stopTransmit(port)
             port.stopTransmit(audio)
+            self._retire_port()
+
+    def _retire_port(self) -> None:
+        """Take the FramePort out of the bridge (an idle port still costs a Python call a tick)."""
+        port = self._port_ref()
+        if port is not None:
+            self._port_ref = _none
             port.received.clear()
             port.to_send.clear()
+            self._pjt.retire(port)
 
     def _on_digit(self, digit: str, method: int) -> None:
         self.out_of_band_dtmf = True

@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import functools
 import logging
 import queue
@@ -135,6 +136,33 @@ def guarded(method: F) -> F:
     return wrapper  # type: ignore[return-value]  # same signature as method
 
 
+class _Bridge:
+    """Two of pjsua's C calls on conference slots, which pjsua2 does not wrap."""
+
+    def __init__(self) -> None:
+        library = ctypes.CDLL(pj._pjsua2.__file__)
+        self._remove = library.pjsua_conf_remove_port
+        self._remove.argtypes = [ctypes.c_int]
+        self._remove.restype = ctypes.c_int
+        self._info = library.pjsua_conf_get_port_info
+        self._info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        self._info.restype = ctypes.c_int
+        # pjsua_conf_port_info is ~1 KB (a listener table of PJSUA_MAX_CONF_PORTS);
+        # only the status is read, so the buffer is simply far larger.
+        self._scratch = ctypes.create_string_buffer(65536)
+
+    def remove(self, slot: int) -> None:
+        """Queue ``slot``'s removal (pjmedia does it on its next clock tick)."""
+        self._remove(slot)
+
+    def occupied(self, slot: int) -> bool:
+        """True while a port holds ``slot`` (pjsua2 thread: the scratch buffer is shared)."""
+        return int(self._info(slot, self._scratch)) == 0
+
+
+_bridge = _Bridge()
+
+
 def pj_error_text(error: BaseException) -> str:
     """A readable one-line text for a pjsua2 ``Error`` (SWIG) or any exception."""
     info = getattr(error, "info", None)
@@ -173,7 +201,7 @@ class PjThread:
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending_release: list[Any] = []
-        self._spare: dict[type[Any], list[Any]] = {}
+        self._retired: list[Any] = []
         self.endpoint: Any = None
         #: pjsua2 objects alive on this thread, by id(); touch only on the thread.
         self.keep: dict[int, Any] = {}
@@ -266,22 +294,35 @@ class PjThread:
         """Stop keeping ``obj``: deleted when the caller drops it (a job, never a callback)."""
         self.keep.pop(id(obj), None)
 
-    def recycle(self, obj: Any) -> None:
-        """Keep ``obj`` (a conference port) for :meth:`reuse` instead of deleting it.
+    def retire(self, port: Any) -> None:
+        """Take a conference ``port`` out of the bridge now; delete it once pjmedia lets go.
 
-        Deleting an ``AudioMediaPort`` while the conference clock runs lets
-        the clock call into a half-destroyed object: seen under 50 calls/s
-        as ``onFrameReceived`` finding its attributes gone, then SIGSEGV
-        (pjmedia removes a conference port on its clock thread, after the
-        call that removes it has returned). A worker holds a handful of
-        calls, so its ports are reused and deleted only at shutdown.
+        pjmedia's bridge calls every port it holds on each clock tick, even
+        one nothing is connected to (a NULL "heart-beat" frame): for a
+        FramePort that is a trip into Python 50 times a second, measured
+        at 7 % of a core for 40 bridged calls whose idle ports stayed in
+        the bridge. Deleting an ``AudioMediaPort`` at once is no answer:
+        pjmedia removes a port on its clock thread after the removing call
+        has returned, and the clock then called into a half-destroyed
+        object (SIGSEGV under 50 calls/s). So the port leaves the bridge
+        first (pjsua's own C call, which pjsua2 does not wrap), stays
+        alive, and is deleted on a later loop turn once its slot is empty
+        (see :meth:`_sweep_retired`). pjsua2 thread only.
         """
-        self._spare.setdefault(type(obj), []).append(obj)
+        self.keep.pop(id(port), None)
+        _bridge.remove(int(port.getPortId()))
+        self._retired.append(port)
 
-    def reuse(self, kind: type[T]) -> T | None:
-        """An object of ``kind`` given to :meth:`recycle`, or None."""
-        spare = self._spare.get(kind)
-        return spare.pop() if spare else None
+    def _sweep_retired(self) -> None:
+        """Delete retired ports whose bridge slot is empty.
+
+        pjsua2's destructor removes the slot again; an empty slot is
+        refused harmlessly. A slot taken by a new port in the meantime (ports
+        are added only on this thread, so not between this check and the
+        deletion) keeps its retired port for a later turn.
+        """
+        # Ports left out of the new list are deleted with the old one.
+        self._retired = [port for port in self._retired if _bridge.occupied(int(port.getPortId()))]
 
     def release(self, obj: Any) -> None:
         """Delete ``obj`` on the next loop turn, outside any callback (pjsua2 thread only)."""
@@ -307,6 +348,8 @@ class PjThread:
                 self.endpoint.libHandleEvents(POLL_MS)
                 self._drain()
                 self._pending_release.clear()
+                if self._retired:
+                    self._sweep_retired()
         except BaseException:
             logger.exception("the pjsua2 thread failed; the worker stops")
         finally:
@@ -368,11 +411,12 @@ class PjThread:
         except Exception as error:  # noqa: BLE001 - shutdown goes on regardless
             logger.warning("hanging up all calls failed: %s", pj_error_text(error))
         deadline = time.monotonic() + SHUTDOWN_WAIT
-        while time.monotonic() < deadline and self._live_calls():
+        while time.monotonic() < deadline and (self._live_calls() or self._retired):
             ep.libHandleEvents(10)
             self._pending_release.clear()
+            self._sweep_retired()
         self._pending_release.clear()
-        self._spare.clear()
+        self._retired.clear()
         # Ports first (they reference the conference bridge), then calls, then accounts.
         for kind in (pj.AudioMediaPort, pj.Call, pj.Account):
             for key, obj in list(self.keep.items()):

@@ -1,0 +1,78 @@
+"""The pjsua2 thread with a real endpoint: conference ports leave the bridge when retired."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from typing import Any
+
+import pjsua2 as pj
+
+from assistline.sip.pjthread import PjThread
+
+
+class CountingPort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no stubs
+    """Counts the clock's calls: an idle port still gets a NULL frame every tick."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def onFrameReceived(self, frame: Any) -> None:  # noqa: N802 - pjsua2's name
+        with self.lock:
+            self.calls += 1
+
+
+def _live(port: weakref.ref[CountingPort]) -> CountingPort:
+    alive = port()
+    assert alive is not None
+    return alive
+
+
+def _bridge_slots() -> list[int]:
+    return [int(media.getPortId()) for media in pj.Endpoint.instance().mediaEnumPorts2()]
+
+
+def _calls(port: weakref.ref[CountingPort]) -> int:
+    """Calls counted so far, or -1 once the port is deleted."""
+    alive = port()
+    if alive is None:
+        return -1
+    with alive.lock:
+        return alive.calls
+
+
+async def test_a_retired_port_gets_no_more_frames_and_is_deleted() -> None:
+    pjt = PjThread(lambda endpoint: None)
+    await pjt.start()
+    try:
+
+        def create() -> CountingPort:
+            port = pjt.hold(CountingPort())
+            fmt = pj.MediaFormatAudio()
+            fmt.init(pj.PJMEDIA_FORMAT_PCM, 16_000, 1, 20_000, 16)
+            port.createPort("counting", fmt)
+            return port
+
+        # Only the thread may own (and so delete) a pjsua2 object: the test keeps a weak reference.
+        port = weakref.ref(await pjt.run(create))
+        await asyncio.sleep(0.3)
+        assert _calls(port) >= 5  # heart-beats: ~15 in 300 ms, nothing connected
+
+        slot = await pjt.run(lambda: _live(port).getPortId())
+        await pjt.run(lambda: pjt.retire(_live(port)))
+        await asyncio.sleep(0.1)  # past the clock tick that removes it
+        calls = _calls(port)
+        await asyncio.sleep(0.3)
+        assert _calls(port) in (calls, -1)  # no more frames (or deleted already)
+
+        for _ in range(20):  # the thread's next loop turns delete it
+            if port() is None:
+                break
+            await asyncio.sleep(0.05)
+        assert port() is None
+        assert slot not in await pjt.run(_bridge_slots)
+    finally:
+        await pjt.stop()
