@@ -135,6 +135,11 @@ class SipSettings:
     record_calls: bool = setting(
         True, "record every call bridged to an agent (stereo WAV under the data directory)"
     )
+    bridge_rate: int = setting(
+        8000,
+        "rate pjmedia's bridge mixes at: 8000 (G.711 calls are never resampled) "
+        "or 16000 (G.722 keeps its 7 kHz band end to end)",
+    )
     media_timeout: float = setting(
         60.0, "seconds a call may receive no RTP (not on hold) before it is hung up; 0: never"
     )
@@ -158,6 +163,10 @@ class SipSettings:
             raise ConfigurationError("sip.rtp_port_min must be below sip.rtp_port_max")
         if not 1 <= self.workers <= self.max_workers:
             raise ConfigurationError("sip.workers must be at least 1 and at most sip.max_workers")
+        if self.bridge_rate not in (8000, 16000):
+            raise ConfigurationError(
+                f"sip.bridge_rate must be 8000 or 16000, not {self.bridge_rate}"
+            )
         if self.media_timeout != 0 and not 5 <= self.media_timeout <= 3600:
             raise ConfigurationError("sip.media_timeout must be 0 (never) or 5..3600 seconds")
         unknown = [c for c in self.codecs if c not in ("PCMU", "PCMA", "G722")]

@@ -28,7 +28,9 @@ When the recording stops the two mono parts are merged into the stereo
 WAV and JSON sidecar of :class:`~assistline.media.recorder.Recorder`
 (created, and the path reserved, when recording starts), pause intervals
 at the sample positions the pause and resume commands arrived, and the
-parts deleted. A worker killed mid-call leaves the reserved WAV empty,
+parts deleted. The writers record at the bridge's rate (``sip.bridge_rate``);
+8 kHz parts are converted to the internal 16 kHz by the media core's
+resampler when they are merged. A worker killed mid-call leaves the reserved WAV empty,
 its sidecar marked incomplete, and the two ``.part.wav`` files beside it.
 """
 
@@ -47,6 +49,7 @@ import pjsua2 as pj
 
 from assistline.media.frame import FRAME_SAMPLES, INTERNAL_RATE, AudioFrame
 from assistline.media.recorder import Recorder
+from assistline.media.resample import resample
 
 #: Bytes of the header pjmedia's WAV writer puts before the samples.
 PJMEDIA_WAV_HEADER = 44
@@ -68,8 +71,10 @@ class ConferenceRecording:
     methods run on the pjsua2 thread, :meth:`merge` in a worker thread.
     """
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, bridge_rate: int = INTERNAL_RATE) -> None:
         self.recorder = recorder
+        #: The rate pjmedia's writers record at (the bridge's); merged at INTERNAL_RATE.
+        self.bridge_rate = bridge_rate
         self.sent_part, self.heard_part = part_paths(recorder.path)
         self._writers: list[Any] = []
         self._started = 0.0
@@ -129,7 +134,8 @@ class ConferenceRecording:
 
     def merge(self) -> None:
         """Write the stereo WAV and sidecar from the parts, then delete them (blocking I/O)."""
-        sent, heard = _read_part(self.sent_part), _read_part(self.heard_part)
+        sent = _read_part(self.sent_part, self.bridge_rate)
+        heard = _read_part(self.heard_part, self.bridge_rate)
         frames = -(-max(len(sent), len(heard)) // FRAME_SAMPLES)
         total = frames * FRAME_SAMPLES
         sent, heard = _padded(sent, total), _padded(heard, total)
@@ -152,18 +158,33 @@ class ConferenceRecording:
                 os.unlink(part)
 
 
-def _read_part(path: Path) -> np.ndarray[Any, np.dtype[np.int16]]:
-    """The samples of one of pjmedia's mono WAV parts (its header may be unfinished)."""
+def _read_part(path: Path, rate: int) -> np.ndarray[Any, np.dtype[np.int16]]:
+    """One of pjmedia's mono WAV parts at INTERNAL_RATE (its header may be unfinished).
+
+    ``rate`` is what the writer was created at, the bridge's; a part at
+    8 kHz is converted by the media core's resampler in one pass.
+    """
     try:
         with wave.open(str(path), "rb") as wav:
             if wav.getnchannels() == 1 and wav.getsampwidth() == 2:
-                return np.frombuffer(wav.readframes(wav.getnframes()), "<i2").astype(np.int16)
+                rate = wav.getframerate()
+                samples = np.frombuffer(wav.readframes(wav.getnframes()), "<i2").astype(np.int16)
+                return _at_internal_rate(samples, rate)
     except (wave.Error, EOFError):
         pass  # a writer not closed yet: its sizes are still zero
     except FileNotFoundError:
         return np.zeros(0, np.int16)
     data = path.read_bytes()[PJMEDIA_WAV_HEADER:]
-    return np.frombuffer(data[: len(data) // 2 * 2], "<i2").astype(np.int16)
+    samples = np.frombuffer(data[: len(data) // 2 * 2], "<i2").astype(np.int16)
+    return _at_internal_rate(samples, rate)
+
+
+def _at_internal_rate(
+    samples: np.ndarray[Any, np.dtype[np.int16]], rate: int
+) -> np.ndarray[Any, np.dtype[np.int16]]:
+    if rate == INTERNAL_RATE or not len(samples):
+        return samples
+    return resample(samples, rate, INTERNAL_RATE)
 
 
 def _padded(

@@ -151,6 +151,7 @@ class WorkerPool:
         args = [
             *("--codecs", ",".join(settings.codecs)),
             *("--media-timeout", str(settings.media_timeout)),
+            *("--bridge-rate", str(settings.bridge_rate)),
         ]
         if settings.public_address:
             args += ["--public-address", settings.public_address]

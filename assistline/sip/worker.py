@@ -123,6 +123,7 @@ class MediaWorker:
         public_address: str = "",
         capacity: int = CAPACITY,
         media_timeout: float = DEFAULT_TIMEOUT,
+        bridge_rate: int = 8000,
     ) -> None:
         self.id = worker_id
         self.sip_port = sip_port
@@ -134,11 +135,13 @@ class MediaWorker:
         self.public_address = public_address
         self.capacity = capacity
         self.media_timeout = media_timeout
+        self.bridge_rate = bridge_rate
         wake_host = "127.0.0.1" if bind_address in ("0.0.0.0", "") else bind_address
         wake_host = "::1" if wake_host == "::" else wake_host
         self.pjt = PjThread(
             self._pj_setup,
             max_calls=capacity,
+            clock_rate=bridge_rate,
             on_exit=self.stop,
             wake_address=(wake_host, sip_port),
         )
@@ -407,7 +410,7 @@ class MediaWorker:
         peer = self.legs.get(self._bridged[leg.id])
         if peer is None:
             raise CommandError(409, f"leg {leg.id} has no bridged peer to record")
-        conference = ConferenceRecording(open_recorder(path))
+        conference = ConferenceRecording(open_recorder(path), self.bridge_rate)
 
         def start() -> None:
             audio, peer_audio = leg.pj_audio(), peer.pj_audio()

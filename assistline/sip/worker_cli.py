@@ -36,6 +36,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--media-timeout", type=float, default=60.0, help="hang up after this many s without RTP"
     )
+    parser.add_argument(
+        "--bridge-rate", type=int, choices=(8000, 16000), default=8000, help="bridge's rate (Hz)"
+    )
     return parser.parse_args(argv)
 
 
@@ -50,6 +53,7 @@ async def _main(args: argparse.Namespace) -> None:
         rtp_port_max=args.rtp_max,
         public_address=args.public_address,
         media_timeout=args.media_timeout,
+        bridge_rate=args.bridge_rate,
     )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -73,6 +73,10 @@ def test_database_url_alias_and_path_conversion() -> None:
             {"ASSISTLINE_STORE_POOL_MIN_SIZE": "5", "ASSISTLINE_STORE_POOL_MAX_SIZE": "2"},
             "store.pool_min_size must be at least 1 and at most store.pool_max_size",
         ),
+        (
+            {"ASSISTLINE_SIP_BRIDGE_RATE": "44100"},
+            "sip.bridge_rate must be 8000 or 16000, not 44100",
+        ),
     ],
 )
 def test_bad_values_name_the_setting(environ: dict[str, str], message: str) -> None:

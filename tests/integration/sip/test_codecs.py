@@ -70,7 +70,8 @@ class Worker:
     control: Control
 
 
-WorkerFactory = Callable[[str], Awaitable[Worker]]
+#: (codecs, bridge rate): started at first use.
+WorkerFactory = Callable[..., Awaitable[Worker]]
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -80,8 +81,9 @@ async def workers() -> AsyncIterator[WorkerFactory]:
     controls: list[Control] = []
     directory = short_dir()
 
-    async def worker(codecs: str) -> Worker:
-        if codecs not in started:
+    async def worker(codecs: str, bridge_rate: int = 8000) -> Worker:
+        key = f"{codecs}@{bridge_rate}"
+        if key not in started:
             control = Control(directory / f"{len(controls)}.sock")
             controls.append(control)
             await control.start()
@@ -93,12 +95,12 @@ async def workers() -> AsyncIterator[WorkerFactory]:
                 "assistline.sip.worker",
                 *("--id", f"codec{len(started)}", "--port", str(port), "--codecs", codecs),
                 *("--control", str(control.path), "--rtp-min", str(rtp)),
-                *("--rtp-max", str(rtp + 198)),
+                *("--rtp-max", str(rtp + 198), "--bridge-rate", str(bridge_rate)),
                 stdout=asyncio.subprocess.DEVNULL,
             )
-            started[codecs] = Worker(process, port, control)
+            started[key] = Worker(process, port, control)
             await control.expect(protocol.Hello)
-        return started[codecs]
+        return started[key]
 
     try:
         yield worker
@@ -319,8 +321,12 @@ def _rms(samples: Samples) -> float:
     return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
 
 
-async def test_g722_call_echoes_a_tone_no_8_khz_codec_could_carry(workers: WorkerFactory) -> None:
-    worker = await workers(G722_FIRST)
+@pytest.mark.parametrize("bridge_rate", [16000, 8000])
+async def test_g722_call_echoes_a_tone_no_8_khz_codec_could_carry(
+    workers: WorkerFactory, bridge_rate: int
+) -> None:
+    """A wideband bridge keeps a 5 kHz tone; a narrowband one (the default) cuts it."""
+    worker = await workers(G722_FIRST, bridge_rate)
     t = np.arange(40 * 320) / 16000
     tone = (8000 * np.sin(2 * np.pi * 5000 * t)).astype(np.int16)
     payloads = _g722_packets(tone)
@@ -356,6 +362,10 @@ async def test_g722_call_echoes_a_tone_no_8_khz_codec_could_carry(workers: Worke
     decoded = _g722_decode(echoed)
     frames = decoded[: len(decoded) // 320 * 320].reshape(-1, 320)
     loud = [frame for frame in frames if _rms(frame) > 2000]
+    if bridge_rate == 8000:
+        # Above the 4 kHz a narrowband bridge can carry: nothing comes back.
+        assert loud == [], f"{len(loud)} echoed frames carry a 5 kHz tone through an 8 kHz bridge"
+        return
     assert len(loud) >= 25, f"only {len(loud)} of {len(frames)} echoed frames carry the tone"
     assert abs(_dominant_hz(np.concatenate(loud), 16000) - 5000) < 20
     # The echo extension loops audio back at unity gain: the tone's level survives.

@@ -28,7 +28,7 @@ def test_pool_from_settings() -> None:
     assert (pool.max_workers, pool.base_port, pool.free) == (5, 6000, 0)
     assert pool._initial == 3
     assert pool.worker_args == (
-        *("--codecs", "G722,PCMA", "--media-timeout", "60.0"),
+        *("--codecs", "G722,PCMA", "--media-timeout", "60.0", "--bridge-rate", "8000"),
         *("--public-address", "203.0.113.7"),
     )
     assert pool.rtp_ports == (31000, 32000)
