@@ -136,8 +136,8 @@ def guarded(method: F) -> F:
     return wrapper  # type: ignore[return-value]  # same signature as method
 
 
-class _Bridge:
-    """Two of pjsua's C calls on conference slots, which pjsua2 does not wrap."""
+class _Pjsua:
+    """pjsua's C calls that pjsua2 does not wrap (the library exports them)."""
 
     def __init__(self) -> None:
         library = ctypes.CDLL(pj._pjsua2.__file__)
@@ -147,6 +147,9 @@ class _Bridge:
         self._info = library.pjsua_conf_get_port_info
         self._info.argtypes = [ctypes.c_int, ctypes.c_void_p]
         self._info.restype = ctypes.c_int
+        self._calls = library.pjsua_call_get_count
+        self._calls.argtypes = []
+        self._calls.restype = ctypes.c_uint
         # pjsua_conf_port_info is ~1 KB (a listener table of PJSUA_MAX_CONF_PORTS);
         # only the status is read, so the buffer is simply far larger.
         self._scratch = ctypes.create_string_buffer(65536)
@@ -159,8 +162,17 @@ class _Bridge:
         """True while a port holds ``slot`` (pjsua2 thread: the scratch buffer is shared)."""
         return int(self._info(slot, self._scratch)) == 0
 
+    def calls(self) -> int:
+        """Call slots pjsua holds, counting calls hung up whose BYE is still unanswered."""
+        return int(self._calls())
 
-_bridge = _Bridge()
+
+_pjsua = _Pjsua()
+
+
+def pjsua_call_slots() -> int:
+    """Call slots pjsua holds now (pjsua2 thread), see :meth:`_Pjsua.calls`."""
+    return _pjsua.calls()
 
 
 def pj_error_text(error: BaseException) -> str:
@@ -310,7 +322,7 @@ class PjThread:
         (see :meth:`_sweep_retired`). pjsua2 thread only.
         """
         self.keep.pop(id(port), None)
-        _bridge.remove(int(port.getPortId()))
+        _pjsua.remove(int(port.getPortId()))
         self._retired.append(port)
 
     def _sweep_retired(self) -> None:
@@ -322,7 +334,7 @@ class PjThread:
         deletion) keeps its retired port for a later turn.
         """
         # Ports left out of the new list are deleted with the old one.
-        self._retired = [port for port in self._retired if _bridge.occupied(int(port.getPortId()))]
+        self._retired = [port for port in self._retired if _pjsua.occupied(int(port.getPortId()))]
 
     def release(self, obj: Any) -> None:
         """Delete ``obj`` on the next loop turn, outside any callback (pjsua2 thread only)."""

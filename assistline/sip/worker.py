@@ -70,7 +70,7 @@ from assistline.sip import protocol
 from assistline.sip.conference import ConferenceRecording
 from assistline.sip.digits import CollectError, DigitCollections
 from assistline.sip.leg import SipLeg
-from assistline.sip.pjthread import PjThread, guarded, pj_error_text
+from assistline.sip.pjthread import PjThread, guarded, pj_error_text, pjsua_call_slots
 from assistline.sip.rtp_timeout import DEFAULT_TIMEOUT, watch_rtp
 from assistline.sip.sipmsg import ECHO_USER, codec_priorities, sip_user, x_headers
 from assistline.sip.trunk import TrunkAccounts, TrunkSetupError
@@ -194,10 +194,13 @@ class MediaWorker:
         # (the echo extension needs none); the edge takes "503 Worker Full" as
         # "try the next worker" without marking this one down. (The edge's own
         # load count lags: it frees a call's load at the caller's BYE, while
-        # the agent leg holds its slot here until its BYE is answered.)
+        # the agent leg holds its slot here until its BYE is answered.) pjsua
+        # reports a call we hang up as ended at once but frees its slot only
+        # then, so its own count (this call included) is the one that binds.
         echo = sip_user(to_uri) == ECHO_USER
         needed = 1 if echo else protocol.SLOTS_PER_CALL
-        if len(self._active) + len(self._awaiting_agent) + needed > self.capacity:
+        held = max(len(self._active), pjsua_call_slots() - 1)
+        if held + len(self._awaiting_agent) + needed > self.capacity:
             leg.pj_answer(503, "Worker Full")
             return
         self._active.add(leg.id)
@@ -216,7 +219,7 @@ class MediaWorker:
     def _pj_place_call(self, command: protocol.PlaceCall) -> str:
         if self._awaiting_agent:
             self._awaiting_agent.pop()  # a caller's reserved slot is used now
-        elif len(self._active) >= self.capacity:
+        elif max(len(self._active), pjsua_call_slots()) >= self.capacity:
             raise CommandError(503, "worker full")
         leg = SipLeg(self.pjt, f"{self.id}-{next(self._numbers)}", self._event)
         headers = command.headers
