@@ -140,6 +140,9 @@ class SipSettings:
         "rate pjmedia's bridge mixes at: 8000 (G.711 calls are never resampled) "
         "or 16000 (G.722 keeps its 7 kHz band end to end)",
     )
+    quality_interval: float = setting(
+        10.0, "seconds between live receive-quality reports of each call; 0: only at its end"
+    )
     media_timeout: float = setting(
         60.0, "seconds a call may receive no RTP (not on hold) before it is hung up; 0: never"
     )
@@ -167,6 +170,8 @@ class SipSettings:
             raise ConfigurationError(
                 f"sip.bridge_rate must be 8000 or 16000, not {self.bridge_rate}"
             )
+        if self.quality_interval != 0 and not 1 <= self.quality_interval <= 3600:
+            raise ConfigurationError("sip.quality_interval must be 0 (at the end) or 1..3600 s")
         if self.media_timeout != 0 and not 5 <= self.media_timeout <= 3600:
             raise ConfigurationError("sip.media_timeout must be 0 (never) or 5..3600 seconds")
         unknown = [c for c in self.codecs if c not in ("PCMU", "PCMA", "G722")]

@@ -16,8 +16,11 @@ calls, a 10 s window measures the server's CPU (every process under ``serve``, i
 /proc) and memory (PSS), and tcpdump captures the RTP both ways. A level
 passes when every call completed, every one of the 2N streams the workers
 send had no interval over 40 ms and no gap in its RTP sequence during the
-window, and the workers' jitter buffers lost and discarded no frame
-(``media_stats`` in the call records). The load generator's own worst
+window, and the workers' jitter buffers lost and discarded no frame in it
+(the workers report each leg's figures every second, ``sip.quality_interval``,
+into the call records: the window's losses are the difference between the
+sums read just before it and 1.5 s after it). Losses over the whole calls,
+ramp and hang-up included, are reported beside them. The load generator's own worst
 interval is reported beside it: when it was late too (a stall of the whole
 VM, seen here as both sides late by the same ~50 ms at the same moment),
 the window is measured again, up to three times, and the last one counts.
@@ -176,6 +179,7 @@ class Server:
             "ASSISTLINE_SIP_RTP_PORT_MIN": str(WORKER_RTP[0]),
             "ASSISTLINE_SIP_RTP_PORT_MAX": str(WORKER_RTP[1]),
             "ASSISTLINE_SIP_RECORD_CALLS": "true" if self.record else "false",
+            "ASSISTLINE_SIP_QUALITY_INTERVAL": "1",
             "ASSISTLINE_LOG_LEVEL": "WARNING",
         }
         log_file = open(self.data_dir / "serve.log", "ab")  # noqa: SIM115 - the child's
@@ -270,6 +274,22 @@ async def create_agents(data_dir: Path) -> None:
         directory = AgentDirectory(database.pool, REALM)
         for index in range(AGENTS):
             await directory.create(f"a{index}", f"Agent {index}", f"agent{index}", PASSWORD)
+
+
+async def jitter_buffer_totals(data_dir: Path, since: float) -> tuple[int, int]:
+    """Frames lost and discarded so far by legs started after ``since`` (epoch s)."""
+    connection = await asyncpg.connect(EmbeddedPostgres(data_dir).dsn(EMBEDDED_DATABASE))
+    try:
+        row = await connection.fetchrow(
+            "SELECT coalesce(sum(jbuf_lost), 0) AS lost,"
+            " coalesce(sum(jbuf_discarded), 0) AS discarded"
+            " FROM call_record WHERE started_at >= to_timestamp($1)",
+            since,
+        )
+        assert row is not None
+        return int(row["lost"]), int(row["discarded"])
+    finally:
+        await connection.close()
 
 
 async def media_quality(data_dir: Path, since: float) -> dict[str, int]:
@@ -421,11 +441,11 @@ def concurrency(server: Server, load: Load, calls: int, work: Path) -> Level:
     time.sleep(2)  # past every call's first frames
     windows = []
     for attempt in range(1, WINDOW_TRIES + 1):
-        windows.append(measure_window(server, work / f"rtp-{calls}-{attempt}.pcap"))
+        windows.append(measure_window(server, work / f"rtp-{calls}-{attempt}.pcap", started))
         if windows[-1][3].late_streams == 0:
             break  # the load generator kept time: the window is clean
         log(f"  window {attempt}: the load generator itself was late; measuring again")
-    cpu_percent, pss, timing, generator = windows[-1]
+    cpu_percent, pss, timing, generator, window_jbuf = windows[-1]
     _, errors = callers.communicate(timeout=hold_ms / 1000 + 60)
     failed = 0 if callers.returncode == 0 else calls
     if callers.returncode != 0:
@@ -438,8 +458,9 @@ def concurrency(server: Server, load: Load, calls: int, work: Path) -> Level:
         reasons.append(f"{timing.streams} RTP streams seen, not {2 * calls}")
     if timing.late_streams or timing.sequence_gaps:
         reasons.append("frames late or missing")
-    if quality.get("jbuf_lost", 0) or quality.get("jbuf_discarded", 0):
-        reasons.append("jitter buffer loss")
+    if any(window_jbuf):
+        reasons.append("jitter buffer loss in the window")
+    quality["window_jbuf_lost"], quality["window_jbuf_discarded"] = window_jbuf
     quality["load_generator_late_streams"] = generator.late_streams
     quality["load_generator_worst_interval_ms"] = round(generator.worst_interval_ms)
     quality["windows_measured"] = len(windows)
@@ -448,8 +469,13 @@ def concurrency(server: Server, load: Load, calls: int, work: Path) -> Level:
     return level
 
 
-def measure_window(server: Server, capture: Path) -> tuple[float, float, FrameTiming, FrameTiming]:
-    """CPU %, PSS and RTP timing (workers', load generator's) over one window."""
+def measure_window(
+    server: Server, capture: Path, since: float
+) -> tuple[float, float, FrameTiming, FrameTiming, tuple[int, int]]:
+    """CPU %, PSS, RTP timing (workers', load generator's), jitter-buffer losses in a window.
+
+    ``since`` (epoch s) picks the level's legs in the call records.
+    """
     tcpdump = subprocess.Popen(
         [
             *("tcpdump", "-i", "lo", "-s", "64", "-B", "16384", "-w", str(capture), "-n"),
@@ -461,16 +487,20 @@ def measure_window(server: Server, capture: Path) -> tuple[float, float, FrameTi
         preexec_fn=on_core(LOAD_CORE),
     )
     time.sleep(1)
-    cpu, since = server.cpu_seconds(), time.monotonic()
+    before = asyncio.run(jitter_buffer_totals(server.data_dir, since))
+    cpu, started = server.cpu_seconds(), time.monotonic()
     time.sleep(WINDOW)
-    cpu_percent = (server.cpu_seconds() - cpu) / (time.monotonic() - since) * 100
+    cpu_percent = (server.cpu_seconds() - cpu) / (time.monotonic() - started) * 100
     pss = server.pss_mb()
     tcpdump.terminate()
     tcpdump.wait()
+    time.sleep(1.5)  # the window's last reports (one a second)
+    after = asyncio.run(jitter_buffer_totals(server.data_dir, since))
+    window_jbuf = (after[0] - before[0], after[1] - before[1])
     timing = frame_timing(capture, WORKER_RTP, MAX_INTERVAL)
     generator = frame_timing(capture, WORKER_RTP, MAX_INTERVAL, sent_by_workers=False)
     capture.unlink()
-    return cpu_percent, pss, timing, generator
+    return cpu_percent, pss, timing, generator, window_jbuf
 
 
 def setup_rate(server: Server, load: Load, rate: int) -> tuple[bool, str, float]:

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import dataclasses
 import itertools
 import logging
 import weakref
@@ -120,6 +121,39 @@ def tx_option(headers: protocol.Headers) -> Any:
         vector.append(header)
     option.headers = vector
     return option
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StreamTotals:
+    """What an audio stream has received so far (``media_stats`` sends differences)."""
+
+    packets: int = 0
+    lost: int = 0
+    jitter_ms: int = 0
+    jbuf_lost: int = 0
+    jbuf_discarded: int = 0
+
+    def minus(self, earlier: StreamTotals) -> StreamTotals:
+        """The counts since ``earlier``; jitter stays the largest so far."""
+        return StreamTotals(
+            self.packets - earlier.packets,
+            self.lost - earlier.lost,
+            self.jitter_ms,
+            self.jbuf_lost - earlier.jbuf_lost,
+            self.jbuf_discarded - earlier.jbuf_discarded,
+        )
+
+
+def _stream_totals(call: Any, index: int) -> StreamTotals:
+    stat = call.getStreamStat(index)
+    rx, jbuf = stat.rtcp.rxStat, stat.jbuf
+    return StreamTotals(
+        int(rx.pkt),
+        int(rx.loss),
+        int(rx.jitterUsec.max) // 1000,
+        int(jbuf.lost),
+        int(jbuf.discard),
+    )
 
 
 class LegEndedError(AssistlineError):
@@ -211,6 +245,8 @@ class SipLeg:
         self.on_ended: Callable[[SipLeg], None] | None = None
         #: The leg this one is bridged to inside pjmedia (see sip/conference.py).
         self.direct_peer: SipLeg | None = None
+        #: What the current audio stream had received when last reported (sip/quality.py).
+        self._reported = StreamTotals()
 
     # ---------------------------------------------------- pjsua2 thread only
 
@@ -386,17 +422,32 @@ class SipLeg:
         port.startTransmit(audio)
 
     def _on_stream_destroyed(self, call: Any, index: int) -> None:
-        """The stream still exists here: report what it received (``media_stats``)."""
-        stat = call.getStreamStat(index)
-        rx, jbuf = stat.rtcp.rxStat, stat.jbuf
+        """The stream still exists here: report what it received since last time."""
+        self._report(_stream_totals(call, index))
+        self._reported = StreamTotals()  # a re-INVITE's new stream counts from zero
+
+    def pj_report_quality(self) -> None:
+        """Report what the audio stream received since the last report, if anything."""
+        found = self._pj_audio_index(pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
+        if found is not None:
+            try:
+                totals = _stream_totals(*found)
+            except pj.Error:
+                return
+            if totals != self._reported:
+                self._report(totals)
+
+    def _report(self, totals: StreamTotals) -> None:
+        since = totals.minus(self._reported)
+        self._reported = totals
         self._emit(
             protocol.MediaStats(
                 self.id,
-                packets=int(rx.pkt),
-                lost=int(rx.loss),
-                jitter_ms=int(rx.jitterUsec.max) // 1000,
-                jbuf_lost=int(jbuf.lost),
-                jbuf_discarded=int(jbuf.discard),
+                packets=since.packets,
+                lost=since.lost,
+                jitter_ms=totals.jitter_ms,
+                jbuf_lost=since.jbuf_lost,
+                jbuf_discarded=since.jbuf_discarded,
             )
         )
 

@@ -152,6 +152,7 @@ class WorkerPool:
             *("--codecs", ",".join(settings.codecs)),
             *("--media-timeout", str(settings.media_timeout)),
             *("--bridge-rate", str(settings.bridge_rate)),
+            *("--quality-interval", str(settings.quality_interval)),
         ]
         if settings.public_address:
             args += ["--public-address", settings.public_address]

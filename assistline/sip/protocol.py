@@ -77,8 +77,11 @@ Worker → control events:
 - ``media_stats`` leg, packets (RTP packets received), lost (packets the
   RTP sequence says never came), jitter_ms (largest interarrival jitter),
   jbuf_lost and jbuf_discarded (frames the jitter buffer had to conceal or
-  threw away late); sent when a leg's audio stream ends (at hang-up, and
-  when a re-INVITE replaces it), before or after its ``hangup``
+  threw away late): the counts since the leg's previous ``media_stats``
+  (jitter_ms is the largest so far), so their sum is the stream's total.
+  Sent every ``sip.quality_interval`` while the stream is up and something
+  changed, and when it ends (at hang-up, and when a re-INVITE replaces
+  it), before or after its ``hangup`` (see :mod:`assistline.sip.quality`)
 - ``health`` calls, capacity; sent every second, so a worker silent for
   2 s is dead
 
@@ -399,7 +402,7 @@ class CallEnded:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class MediaStats:
-    """Receive quality of one of a leg's audio streams, sent when the stream ends."""
+    """What a leg's audio stream received since its previous report (live, and at its end)."""
 
     TYPE: ClassVar[str] = "media_stats"
     leg: str

@@ -71,6 +71,7 @@ from assistline.sip.conference import ConferenceRecording
 from assistline.sip.digits import CollectError, DigitCollections
 from assistline.sip.leg import SipLeg
 from assistline.sip.pjthread import PjThread, guarded, pj_error_text, pjsua_call_slots
+from assistline.sip.quality import DEFAULT_INTERVAL, report_quality
 from assistline.sip.rtp_timeout import DEFAULT_TIMEOUT, watch_rtp
 from assistline.sip.sipmsg import ECHO_USER, codec_priorities, sip_user, x_headers
 from assistline.sip.trunk import TrunkAccounts, TrunkSetupError
@@ -124,6 +125,7 @@ class MediaWorker:
         capacity: int = CAPACITY,
         media_timeout: float = DEFAULT_TIMEOUT,
         bridge_rate: int = 8000,
+        quality_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         self.id = worker_id
         self.sip_port = sip_port
@@ -136,6 +138,7 @@ class MediaWorker:
         self.capacity = capacity
         self.media_timeout = media_timeout
         self.bridge_rate = bridge_rate
+        self.quality_interval = quality_interval
         wake_host = "127.0.0.1" if bind_address in ("0.0.0.0", "") else bind_address
         wake_host = "::1" if wake_host == "::" else wake_host
         self.pjt = PjThread(
@@ -334,6 +337,9 @@ class MediaWorker:
             if self.media_timeout > 0:
                 watch = watch_rtp(self.pjt, self.legs, self._pj_call, self.media_timeout)
                 tasks.append(asyncio.create_task(watch, name="worker-rtp-watch"))
+            if self.quality_interval > 0:
+                report = report_quality(self.pjt, self.legs, self.quality_interval)
+                tasks.append(asyncio.create_task(report, name="worker-quality"))
             await self._stop.wait()
         finally:
             for task in tasks:

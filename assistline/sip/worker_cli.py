@@ -39,6 +39,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--bridge-rate", type=int, choices=(8000, 16000), default=8000, help="bridge's rate (Hz)"
     )
+    parser.add_argument(
+        "--quality-interval", type=float, default=10.0, help="s between quality reports; 0: at end"
+    )
     return parser.parse_args(argv)
 
 
@@ -54,6 +57,7 @@ async def _main(args: argparse.Namespace) -> None:
         public_address=args.public_address,
         media_timeout=args.media_timeout,
         bridge_rate=args.bridge_rate,
+        quality_interval=args.quality_interval,
     )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

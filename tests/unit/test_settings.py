@@ -77,6 +77,10 @@ def test_database_url_alias_and_path_conversion() -> None:
             {"ASSISTLINE_SIP_BRIDGE_RATE": "44100"},
             "sip.bridge_rate must be 8000 or 16000, not 44100",
         ),
+        (
+            {"ASSISTLINE_SIP_QUALITY_INTERVAL": "0.5"},
+            "sip.quality_interval must be 0 (at the end) or 1..3600 s",
+        ),
     ],
 )
 def test_bad_values_name_the_setting(environ: dict[str, str], message: str) -> None:

@@ -425,3 +425,52 @@ async def test_echo_call_is_recorded_in_stereo_with_a_pause(
             samples = channel[stretch]
             assert np.sqrt(np.mean(samples.astype(np.float64) ** 2)) > 2000
             assert abs(_dominant_hz(samples, 16000) - 1000) < 20
+
+
+async def test_receive_quality_is_reported_live_as_differences(control: Control) -> None:
+    loop = asyncio.get_running_loop()
+    sink_port = free_udp_port()
+    transport, sink = await loop.create_datagram_endpoint(
+        RtpSink, local_addr=("127.0.0.1", sink_port)
+    )
+    try:
+        async with worker_process(control, extra=("--quality-interval", "1")) as worker:
+            await control.expect(protocol.Hello)
+            # sipp itself sends RTP only after its 5 s pause (its pcaps).
+            sipp = asyncio.create_task(
+                run_sipp(
+                    "echo_call.xml", worker.port, pause_ms=5000, keys=[("rtp_sink", str(sink_port))]
+                )
+            )
+            incoming = await control.expect(protocol.IncomingCall)
+            await control.expect(protocol.Answered, lambda e: e.leg == incoming.leg)
+            await asyncio.wait_for(sink.first.wait(), 5)
+            worker_rtp = sink.packets[0][1]
+            for seq, payload in enumerate(_tone_payloads(100)):
+                transport.sendto(rtp_packet(8, seq, seq * 160, 0x5151, payload), worker_rtp)
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(1.6)  # past the next report, before sipp's pcaps
+
+            def live() -> list[protocol.MediaStats]:
+                return [
+                    m
+                    for m in control.seen
+                    if isinstance(m, protocol.MediaStats) and m.leg == incoming.leg
+                ]
+
+            reports = live()
+            assert len(reports) >= 2, reports  # while the call is up, more than once
+            assert sum(r.packets for r in reports) == 100  # differences add up to what came
+            assert all(r.packets > 0 for r in reports)  # sent only when something changed
+            assert not any(isinstance(m, protocol.CallEnded) for m in control.seen)
+
+            await control.expect(protocol.CallEnded, timeout=15)
+            result = await sipp
+            assert (result.returncode, result.successful, result.failed) == (0, 1, 0), result.errors
+            final = await control.expect(
+                protocol.MediaStats,
+                lambda m: m.leg == incoming.leg and all(m is not r for r in reports),
+            )
+            assert final.packets > 0  # sipp's pcaps, after the live reports
+    finally:
+        transport.close()

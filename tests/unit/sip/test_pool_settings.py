@@ -29,6 +29,7 @@ def test_pool_from_settings() -> None:
     assert pool._initial == 3
     assert pool.worker_args == (
         *("--codecs", "G722,PCMA", "--media-timeout", "60.0", "--bridge-rate", "8000"),
+        *("--quality-interval", "10.0"),
         *("--public-address", "203.0.113.7"),
     )
     assert pool.rtp_ports == (31000, 32000)

@@ -176,3 +176,12 @@ def test_overlong_line_is_refused() -> None:
 def test_encode_refuses_what_is_not_a_message() -> None:
     with pytest.raises(TypeError, match="str is not a protocol message"):
         encode("hello")  # type: ignore[arg-type]
+
+
+def test_stream_totals_difference_keeps_the_largest_jitter() -> None:
+    from assistline.sip.leg import StreamTotals
+
+    earlier = StreamTotals(packets=500, lost=1, jitter_ms=9, jbuf_lost=2, jbuf_discarded=3)
+    now = StreamTotals(packets=750, lost=1, jitter_ms=12, jbuf_lost=5, jbuf_discarded=3)
+    assert now.minus(earlier) == StreamTotals(250, 0, 12, 3, 0)
+    assert now.minus(StreamTotals()) == now
