@@ -20,6 +20,8 @@ from assistline.tasks import TaskRegistry
 
 logger = logging.getLogger(__name__)
 QUEUE_LIMIT = 10_000
+#: Most changes written in one transaction.
+BATCH_LIMIT = 200
 
 
 class CallRecords:
@@ -72,10 +74,32 @@ class CallRecords:
 
     async def _write(self) -> None:
         while True:
-            query, args = await self._queue.get()
+            batch = [await self._queue.get()]
+            while len(batch) < BATCH_LIMIT and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._write_batch(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _write_batch(self, batch: list[tuple[str, tuple[object, ...]]]) -> None:
+        """Changes queued together, in order, in one transaction: one commit, not one each.
+
+        Measured at 30 call setups/s, PostgreSQL took an eighth of the core
+        committing each change on its own. A batch that fails is written
+        again change by change, so one bad change loses only itself.
+        """
+        if len(batch) > 1:
+            try:
+                async with self._pool.acquire() as connection, connection.transaction():
+                    for query, args in batch:
+                        await connection.execute(QUERIES[query], *args)
+                return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                logger.warning("call records batch failed (%s); writing one by one", error)
+        for query, args in batch:
             try:
                 await self._pool.execute(QUERIES[query], *args)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 logger.error("call record not written (%s): %s", query, error)
-            finally:
-                self._queue.task_done()
