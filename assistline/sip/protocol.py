@@ -96,7 +96,7 @@ import dataclasses
 import json
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Literal, Union
 
 from assistline.errors import AssistlineError
@@ -438,71 +438,99 @@ Event = (
 )
 Message = Hello | Command | Event
 
-_CLASSES: tuple[type[Any], ...] = (
-    Hello,
-    *typing.get_args(Command),
-    *typing.get_args(Event),
-)
+_CLASSES: tuple[type[Any], ...] = (Hello, *typing.get_args(Command), *typing.get_args(Event))
 #: Message classes by type, for each direction ("hangup" is both a command and an event).
 TO_WORKER: dict[str, type[Any]] = {cls.TYPE: cls for cls in typing.get_args(Command)}
 TO_CONTROL: dict[str, type[Any]] = {cls.TYPE: cls for cls in (Hello, *typing.get_args(Event))}
 Direction = Literal["to_worker", "to_control"]
-_HINTS: dict[type[Any], dict[str, Any]] = {
-    cls: {f.name: typing.get_type_hints(cls)[f.name] for f in dataclasses.fields(cls)}
-    for cls in _CLASSES
-}
 
 
 def encode(message: Message) -> bytes:
     """One message as one JSON line."""
     cls = type(message)
-    if cls not in _HINTS:
+    if cls not in _FIELDS:
         raise TypeError(f"{cls.__name__} is not a protocol message")
     body: dict[str, Any] = {"type": cls.TYPE}
-    for name in _HINTS[cls]:
+    for name, *_ in _FIELDS[cls]:
         value = getattr(message, name)
         body[name] = [list(pair) for pair in value] if name == "headers" else value
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
-def _check(where: str, hint: Any, value: Any) -> Any:
-    """``value`` converted to ``hint``'s Python shape, or a ProtocolError."""
+#: Checks a field's JSON value (``where`` names it in errors) and returns its Python shape.
+_Checker = Callable[[str, Any], Any]
+
+
+def _checker(hint: Any) -> _Checker:
+    """The check for a field typed ``hint``, built once per field (parsing is per message)."""
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
-        for option in typing.get_args(hint):
-            try:
-                return _check(where, option, value)
-            except ProtocolError:
-                continue
-        raise ProtocolError(f"{where} has the wrong type ({type(value).__name__})")
+        options = [_checker(option) for option in typing.get_args(hint)]
+
+        def check_union(where: str, value: Any) -> Any:
+            for option in options:
+                try:
+                    return option(where, value)
+                except ProtocolError:
+                    continue
+            raise ProtocolError(f"{where} has the wrong type ({type(value).__name__})")
+
+        return check_union
     if origin is Literal:
-        if value not in typing.get_args(hint):
-            raise ProtocolError(f"{where} must be one of {', '.join(typing.get_args(hint))}")
-        return value
-    if hint is type(None):
-        if value is not None:
-            raise ProtocolError(f"{where} must be null")
-        return None
-    if hint is int:
-        if type(value) is not int:
-            raise ProtocolError(f"{where} must be an integer")
-        return value
-    if hint is bool:
-        if type(value) is not bool:
-            raise ProtocolError(f"{where} must be true or false")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise ProtocolError(f"{where} must be a string")
-        return value
+        allowed = typing.get_args(hint)
+
+        def check_literal(where: str, value: Any) -> Any:
+            if value not in allowed:
+                raise ProtocolError(f"{where} must be one of {', '.join(allowed)}")
+            return value
+
+        return check_literal
+    if hint in _SCALARS:
+        return _scalar(hint, _SCALARS[hint])
     if hint == Headers:
-        if not isinstance(value, list) or not all(
-            isinstance(pair, list) and len(pair) == 2 and all(isinstance(s, str) for s in pair)
-            for pair in value
-        ):
-            raise ProtocolError(f"{where} must be a list of [name, value] strings")
-        return tuple((pair[0], pair[1]) for pair in value)
+        return _check_headers
     raise TypeError(f"no check for {hint!r}")  # pragma: no cover - a bug in this module
+
+
+#: Exact types: JSON gives exact ones, and True must not pass for an integer.
+_SCALARS = {
+    type(None): "must be null",
+    int: "must be an integer",
+    bool: "must be true or false",
+    str: "must be a string",
+}
+
+
+def _scalar(kind: type[Any], error: str) -> _Checker:
+    def check(where: str, value: Any) -> Any:
+        if type(value) is not kind:
+            raise ProtocolError(f"{where} {error}")
+        return value
+
+    return check
+
+
+def _check_headers(where: str, value: Any) -> Headers:
+    if not isinstance(value, list) or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(s, str) for s in pair)
+        for pair in value
+    ):
+        raise ProtocolError(f"{where} must be a list of [name, value] strings")
+    return tuple((pair[0], pair[1]) for pair in value)
+
+
+#: Per message class, in field order: (name, "kind.name", required, check).
+def _field_checks(cls: type[Any]) -> tuple[tuple[str, str, bool, _Checker], ...]:
+    """(name, "kind.name", required, check) for each field of ``cls``, in order."""
+    hints, required = typing.get_type_hints(cls), dataclasses.MISSING
+    return tuple(
+        (f.name, f"{cls.TYPE}.{f.name}", f.default is required, _checker(hints[f.name]))
+        for f in dataclasses.fields(cls)
+    )
+
+
+_FIELDS = {cls: _field_checks(cls) for cls in _CLASSES}
+_NAMES = {cls: {field[0] for field in fields} for cls, fields in _FIELDS.items()}
 
 
 def parse(line: bytes, direction: Direction) -> Message:
@@ -519,17 +547,16 @@ def parse(line: bytes, direction: Direction) -> Message:
     cls = (TO_WORKER if direction == "to_worker" else TO_CONTROL).get(kind)
     if cls is None:
         raise ProtocolError(f"unknown message type {kind[:40]!r} {direction.replace('_', ' ')}")
-    hints = _HINTS[cls]
-    unknown = sorted(set(body) - set(hints))
-    if unknown:
+    if not _NAMES[cls] >= body.keys():
+        unknown = sorted(set(body) - _NAMES[cls])
         raise ProtocolError(f"{kind} has unknown field {unknown[0][:40]!r}")
     values: dict[str, Any] = {}
-    for field in dataclasses.fields(cls):
-        if field.name not in body:
-            if field.default is dataclasses.MISSING:
-                raise ProtocolError(f"{kind} lacks field {field.name!r}")
+    for name, where, required, check in _FIELDS[cls]:
+        if name not in body:
+            if required:
+                raise ProtocolError(f"{kind} lacks field {name!r}")
             continue
-        values[field.name] = _check(f"{kind}.{field.name}", hints[field.name], body[field.name])
+        values[name] = check(where, body[name])
     message: Message = cls(**values)
     if isinstance(message, Play) and (message.file is None) == (message.tone is None):
         raise ProtocolError("play needs exactly one of file and tone")
