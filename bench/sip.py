@@ -78,7 +78,7 @@ LOAD_CORE = 1
 TARGET_CALLS = 100
 TARGET_RATE = 50
 LEVELS = (25, 50, 75, 100, 125)
-RATES = (25, 50, 75, 100)
+RATES = (20, 30, 40, 50, 60)
 WINDOW = 10.0
 #: Calls set up per second for the concurrency levels: measured here on a
 #: quiet run, 25 calls set up at 25/s left 2 frames lost in the workers'
