@@ -253,6 +253,30 @@ class Recorder:
         if self._unflushed_frames >= self._flush_every:
             self.flush()
 
+    def write_frames(self, left: Samples, right: Samples) -> None:
+        """Many stereo ticks at once, exactly as many :meth:`write` calls would write them.
+
+        For a recording assembled after the fact (pjmedia's parts of a
+        bridged call, ``sip/conference.py``): one write instead of 50 a
+        second of audio. Both channels hold the same whole number of frames.
+        """
+        if self._closed:
+            raise ValueError("the recording is closed")
+        if self._channels != 2 or len(left) != len(right) or len(left) % FRAME_SAMPLES:
+            raise ValueError("write_frames takes two channels of whole 20 ms frames, stereo only")
+        if (self._samples + len(left)) * 2 * SAMPLE_BYTES > MAX_DATA_BYTES:
+            raise ValueError("the recording reached the 4 GiB size limit of a WAV file")
+        if self.paused:
+            self._file.write(bytes(len(left) * 2 * SAMPLE_BYTES))
+        else:
+            out = np.empty((len(left), 2), dtype="<i2")
+            out[:, 0], out[:, 1] = left, right
+            self._file.write(out.data)
+        self._samples += len(left)
+        self._unflushed_frames += len(left) // FRAME_SAMPLES
+        if self._unflushed_frames >= self._flush_every:
+            self.flush()
+
     def feed_pair(self, left: AudioFrame, right: AudioFrame) -> None:
         """Write one tick as a bridge pair tap does (see :meth:`write`)."""
         self.write(left, right)

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pjsua2 as pj
 
-from assistline.media.frame import FRAME_SAMPLES, INTERNAL_RATE, AudioFrame
+from assistline.media.frame import FRAME_SAMPLES, INTERNAL_RATE
 from assistline.media.recorder import Recorder
 from assistline.media.resample import resample
 
@@ -139,18 +139,18 @@ class ConferenceRecording:
         frames = -(-max(len(sent), len(heard)) // FRAME_SAMPLES)
         total = frames * FRAME_SAMPLES
         sent, heard = _padded(sent, total), _padded(heard, total)
-        starts = {pause[0]: index for index, pause in enumerate(self.pauses)}
+        starts = {pause[0] for pause in self.pauses if pause[0] is not None}
         ends = {pause[1] for pause in self.pauses if pause[1] is not None}
         recorder = self.recorder
+        # Pause and resume at their frames, the audio between in one write each.
+        edges = sorted({0, total} | {p for p in starts | ends if 0 <= p < total})
         try:
-            for index in range(frames):
-                position = index * FRAME_SAMPLES
-                if position in ends:
+            for start, end in zip(edges, edges[1:], strict=False):
+                if start in ends:
                     recorder.resume()
-                if position in starts:
+                if start in starts:
                     recorder.pause()
-                span = slice(position, position + FRAME_SAMPLES)
-                recorder.write(AudioFrame(sent[span], position), AudioFrame(heard[span], position))
+                recorder.write_frames(sent[start:end], heard[start:end])
         finally:
             recorder.close()
         for part in self._parts():

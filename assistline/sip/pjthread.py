@@ -18,6 +18,9 @@ the top of the next loop turn, never inside the pjsua2 callback that is
 still running on it. Python's garbage collector therefore never deletes a
 pjsua2 object on another thread (that asserts inside pjlib), and a ``Call``
 is never collected while its call is up (that hangs the call up early).
+Conference ports (a leg's ``AudioMediaPort``) go another way,
+:meth:`PjThread.retire`: out of pjmedia's bridge first, deleted once the
+bridge has let go of their slot.
 Shutdown hangs up every call, polls until pjsua2 says they are gone (at most
 :data:`SHUTDOWN_WAIT` seconds), deletes what is left (ports, then calls,
 then accounts) and only then calls ``libDestroy()``.

@@ -176,6 +176,40 @@ def test_pause_writes_silence_of_exactly_the_paused_duration(tmp_path: Path) -> 
     }
 
 
+def test_write_frames_writes_what_as_many_writes_would(tmp_path: Path) -> None:
+    """Byte for byte, sidecar included, with a pause and a flush inside a block."""
+    frames = [(known_samples(i, 0), known_samples(i, 1)) for i in range(120)]
+
+    def left(span: range) -> Samples:
+        return np.concatenate([frames[i][0] for i in span])
+
+    def right(span: range) -> Samples:
+        return np.concatenate([frames[i][1] for i in span])
+
+    with Recorder(tmp_path / "one.wav") as recorder:
+        for i in range(120):
+            if i == 70:
+                recorder.pause()
+            if i == 90:
+                recorder.resume()
+            recorder.write(known_frame(i, 0), known_frame(i, 1))
+    with Recorder(tmp_path / "many.wav") as recorder:
+        recorder.write_frames(left(range(70)), right(range(70)))
+        recorder.pause()
+        recorder.write_frames(left(range(70, 90)), right(range(70, 90)))
+        recorder.resume()
+        recorder.write_frames(left(range(90, 120)), right(range(90, 120)))
+    assert (tmp_path / "many.wav").read_bytes() == (tmp_path / "one.wav").read_bytes()
+    sidecar = json.loads((tmp_path / "many.json").read_text())
+    assert sidecar | {"recording": "one.wav"} == json.loads((tmp_path / "one.json").read_text())
+    with Recorder(tmp_path / "bad.wav") as recorder:
+        with pytest.raises(ValueError, match="whole 20 ms frames"):
+            recorder.write_frames(left(range(1))[:100], right(range(1))[:100])
+    with Recorder(tmp_path / "mono.wav", channels=1) as recorder:
+        with pytest.raises(ValueError, match="stereo only"):
+            recorder.write_frames(left(range(1)), right(range(1)))
+
+
 def test_pause_and_resume_are_idempotent(tmp_path: Path) -> None:
     path = tmp_path / "call.wav"
     recorder = Recorder(path, channels=1)
