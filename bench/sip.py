@@ -20,7 +20,11 @@ window, and the workers' jitter buffers lost and discarded no frame in it
 (the workers report each leg's figures every second, ``sip.quality_interval``,
 into the call records: the window's losses are the difference between the
 sums read just before it and 1.5 s after it). Losses over the whole calls,
-ramp and hang-up included, are reported beside them. The load generator's own worst
+ramp and hang-up included, are reported beside them, and so are the RTP
+packets that never came in the window: pjmedia counts as "lost" both
+those and the frames its progressive discard drops on purpose to shrink
+latency after a burst of arrivals, so lost frames beyond the packets that
+never came are such drops (still counted as a failure here). The load generator's own worst
 interval is reported beside it: when it was late too (a stall of the whole
 VM, seen here as both sides late by the same ~50 ms at the same moment),
 the window is measured again, up to three times, and the last one counts.
@@ -277,18 +281,26 @@ async def create_agents(data_dir: Path) -> None:
             await directory.create(f"a{index}", f"Agent {index}", f"agent{index}", PASSWORD)
 
 
-async def jitter_buffer_totals(data_dir: Path, since: float) -> tuple[int, int]:
-    """Frames lost and discarded so far by legs started after ``since`` (epoch s)."""
+async def jitter_buffer_totals(data_dir: Path, since: float) -> tuple[int, int, int]:
+    """Frames the jitter buffers lost and discarded, and RTP packets that never came.
+
+    So far, for legs started after ``since`` (epoch s). pjmedia's "lost"
+    also counts the frames its progressive discard drops to shrink latency
+    after a burst of arrivals (jbuf.c: a frame after discarded ones is
+    returned as missing, for concealment); "never came" is the RTP
+    sequence gaps, so lost frames beyond them are such drops.
+    """
     connection = await asyncpg.connect(EmbeddedPostgres(data_dir).dsn(EMBEDDED_DATABASE))
     try:
         row = await connection.fetchrow(
             "SELECT coalesce(sum(jbuf_lost), 0) AS lost,"
-            " coalesce(sum(jbuf_discarded), 0) AS discarded"
+            " coalesce(sum(jbuf_discarded), 0) AS discarded,"
+            " coalesce(sum(rx_lost), 0) AS never_came"
             " FROM call_record WHERE started_at >= to_timestamp($1)",
             since,
         )
         assert row is not None
-        return int(row["lost"]), int(row["discarded"])
+        return int(row["lost"]), int(row["discarded"]), int(row["never_came"])
     finally:
         await connection.close()
 
@@ -459,9 +471,10 @@ def concurrency(server: Server, load: Load, calls: int, work: Path) -> Level:
         reasons.append(f"{timing.streams} RTP streams seen, not {2 * calls}")
     if timing.late_streams or timing.sequence_gaps:
         reasons.append("frames late or missing")
-    if any(window_jbuf):
+    if window_jbuf[0] or window_jbuf[1]:
         reasons.append("jitter buffer loss in the window")
-    quality["window_jbuf_lost"], quality["window_jbuf_discarded"] = window_jbuf
+    quality["window_jbuf_lost"], quality["window_jbuf_discarded"] = window_jbuf[:2]
+    quality["window_rtp_never_came"] = window_jbuf[2]
     quality["load_generator_late_streams"] = generator.late_streams
     quality["load_generator_worst_interval_ms"] = round(generator.worst_interval_ms)
     quality["windows_measured"] = len(windows)
@@ -472,7 +485,7 @@ def concurrency(server: Server, load: Load, calls: int, work: Path) -> Level:
 
 def measure_window(
     server: Server, capture: Path, since: float
-) -> tuple[float, float, FrameTiming, FrameTiming, tuple[int, int]]:
+) -> tuple[float, float, FrameTiming, FrameTiming, tuple[int, int, int]]:
     """CPU %, PSS, RTP timing (workers', load generator's), jitter-buffer losses in a window.
 
     ``since`` (epoch s) picks the level's legs in the call records.
@@ -497,7 +510,7 @@ def measure_window(
     tcpdump.wait()
     time.sleep(1.5)  # the window's last reports (one a second)
     after = asyncio.run(jitter_buffer_totals(server.data_dir, since))
-    window_jbuf = (after[0] - before[0], after[1] - before[1])
+    window_jbuf = (after[0] - before[0], after[1] - before[1], after[2] - before[2])
     timing = frame_timing(capture, WORKER_RTP, MAX_INTERVAL)
     generator = frame_timing(capture, WORKER_RTP, MAX_INTERVAL, sent_by_workers=False)
     capture.unlink()
