@@ -232,6 +232,12 @@ class SipLeg:
         # objects, so they are never deleted off the pjsua2 thread through a leg.
         self._call_ref: Callable[[], Any] = _none
         self._port_ref: Callable[[], FramePort | None] = _none
+        # The rings of the leg's FramePort while it is in the bridge. The event
+        # loop uses these, never the port: a strong reference to a port held
+        # there could be the last one when the pjsua2 thread retires it, and
+        # pjsua2 objects must be deleted on their thread (pjlib aborts).
+        self._received: collections.deque[bytes] = collections.deque()
+        self._to_send: collections.deque[bytes] = collections.deque()
         self._held = False
         self._answered = False
         self._ringing = False
@@ -420,6 +426,7 @@ class SipLeg:
             port = self._pjt.hold(FramePort())
             port.create(f"leg-{next(_port_names)}")
             self._port_ref = weakref.ref(port)
+            self._received, self._to_send = port.received, port.to_send
         audio.startTransmit(port)
         port.startTransmit(audio)
 
@@ -466,8 +473,10 @@ class SipLeg:
         port = self._port_ref()
         if port is not None:
             self._port_ref = _none
-            port.received.clear()
-            port.to_send.clear()
+            # Until pjmedia lets go, the port's callbacks fill rings nobody reads.
+            port.received = collections.deque(maxlen=RING_FRAMES)
+            port.to_send = collections.deque(maxlen=RING_FRAMES)
+            self._received, self._to_send = collections.deque(), collections.deque()
             self._pjt.retire(port)
 
     def _on_digit(self, digit: str, method: int) -> None:
@@ -479,11 +488,8 @@ class SipLeg:
 
     def read_frame(self) -> AudioFrame | None:
         """The oldest frame heard from the call, or None when none is waiting."""
-        port = self._port_ref()
-        if port is None:
-            return None
         try:
-            data = port.received.popleft()
+            data = self._received.popleft()
         except IndexError:
             return None
         frame = AudioFrame(np.frombuffer(data, dtype=np.int16).copy(), self._rx_timestamp)
@@ -501,11 +507,9 @@ class SipLeg:
 
     def queued(self) -> int:
         """Frames waiting to be sent to the call."""
-        port = self._port_ref()
-        return 0 if port is None else len(port.to_send)
+        return len(self._to_send)
 
     def write_frame(self, frame: AudioFrame) -> None:
         """Queue a frame to send to the call (the oldest is dropped when 200 ms are queued)."""
-        port = self._port_ref()
-        if port is not None:
-            port.to_send.append(frame.samples.tobytes())
+        if self._to_send.maxlen:  # a FramePort's ring: the leg's frames go through Python
+            self._to_send.append(frame.samples.tobytes())

@@ -279,9 +279,17 @@ class WorkerPool:
             await self._spawn(worker)
 
     async def _watch(self) -> None:
+        due = self._clock() + WATCH_INTERVAL
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
             now = self._clock()
+            late, due = now - due, now + WATCH_INTERVAL
+            if late > HEALTH_TIMEOUT / 2:
+                # This process was stalled (a busy core; starting a worker forks
+                # and waits for its exec): the workers' health messages wait
+                # unread in their sockets. Read them before judging anyone.
+                logger.warning("the worker watchdog ran %.1f s late; judging next round", late)
+                continue
             # Workers starting together share the cores (~0.4 s of CPU each to
             # import numpy and pjsua2): each one starting adds a second of grace.
             starting = sum(1 for w in self.workers.values() if not w.ready.is_set())
