@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import os
 import sys
 import time
 import typing
@@ -36,7 +37,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from assistline.children import die_with_parent
 from assistline.errors import AssistlineError
 from assistline.settings import SipSettings
 from assistline.sip import protocol
@@ -239,8 +239,8 @@ class WorkerPool:
             *("--port", str(worker.sip_port), "--control", str(self.socket_path)),
             *self._worker_args,
             *self._rtp_args(worker),
+            *("--parent", str(os.getpid())),  # the worker arms its parent-death signal
             stdin=asyncio.subprocess.DEVNULL,
-            preexec_fn=die_with_parent(),
         )
         worker.pid = worker.process.pid
         worker.started = worker.last_seen = self._clock()

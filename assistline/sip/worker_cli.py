@@ -17,6 +17,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from assistline.children import arm_parent_death
 from assistline.sip.worker import SWITCH_INTERVAL, MediaWorker
 
 
@@ -41,6 +42,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--quality-interval", type=float, default=10.0, help="s between quality reports; 0: at end"
+    )
+    parser.add_argument(
+        "--parent", type=int, default=0, help="exit when this process (the server) dies"
     )
     return parser.parse_args(argv)
 
@@ -68,6 +72,8 @@ async def _main(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m assistline.sip.worker``."""
     args = parse_args(argv)
+    if args.parent:
+        arm_parent_death(args.parent)
     # pjmedia's clock thread needs the GIL every 20 ms (see the module docstring).
     sys.setswitchinterval(SWITCH_INTERVAL)
     logging.basicConfig(
