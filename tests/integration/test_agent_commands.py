@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import asyncpg
@@ -13,12 +14,21 @@ from assistline.queue.agents import sip_ha1
 PASSWORD = "phone-secret-1234"
 
 
+def _add(
+    monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], password: str, *args: str
+) -> int:
+    """``assistline agent add ARGS`` with ``password`` typed on standard input."""
+    monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+    return main(["agent", "add", *args], environ)
+
+
 def test_agent_add_stores_only_the_digest_and_list_shows_it(
     database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     environ = {"DATABASE_URL": database_url}
-    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
-    assert main(["agent", "add", "ada", "--name", "Ada L", "--sip-username", "ada"], environ) == 0
+    assert (
+        _add(monkeypatch, environ, PASSWORD, "ada", "--name", "Ada L", "--sip-username", "ada") == 0
+    )
     out = capsys.readouterr().out
     assert out.startswith("added agent ada (ada)") and PASSWORD not in out
     assert main(["agent", "list"], environ) == 0
@@ -31,8 +41,6 @@ def test_agent_add_stores_only_the_digest_and_list_shows_it(
         finally:
             await connection.close()
 
-    import asyncio
-
     rows = asyncio.run(stored())
     assert len(rows) == 1
     assert rows[0]["sip_ha1"] == sip_ha1("ada", "assistline", PASSWORD)
@@ -43,12 +51,9 @@ def test_agent_add_refuses_a_duplicate_and_a_short_password(
     database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     environ = {"DATABASE_URL": database_url}
-    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
-    assert main(["agent", "add", "bo", "--name", "Bo", "--sip-username", "bo"], environ) == 0
-    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
-    assert main(["agent", "add", "bo", "--name", "Bo", "--sip-username", "bo2"], environ) == 1
-    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
-    assert main(["agent", "add", "cy", "--name", "Cy", "--sip-username", "cy"], environ) == 1
+    assert _add(monkeypatch, environ, PASSWORD, "bo", "--name", "Bo", "--sip-username", "bo") == 0
+    assert _add(monkeypatch, environ, PASSWORD, "bo", "--name", "Bo", "--sip-username", "bo2") == 1
+    assert _add(monkeypatch, environ, "short", "cy", "--name", "Cy", "--sip-username", "cy") == 1
     capsys.readouterr()
     assert main(["agent", "list"], environ) == 0
     assert capsys.readouterr().out == "bo\tbo\toffline\tBo\n"
