@@ -140,6 +140,15 @@ class SipSettings:
         "rate pjmedia's bridge mixes at: 8000 (G.711 calls are never resampled) "
         "or 16000 (G.722 keeps its 7 kHz band end to end)",
     )
+    jitter_discard: str = setting(
+        "none",
+        "how jitter buffers shed delay after a burst: none (never drop a frame; the "
+        "delay stays, up to sip.jitter_max_ms), static (drop one now and then when "
+        "twice the burst is held) or progressive (pjmedia's default, follows the burst)",
+    )
+    jitter_max_ms: int = setting(
+        200, "most audio a call's jitter buffer holds (ms); beyond it the oldest is dropped"
+    )
     quality_interval: float = setting(
         10.0, "seconds between live receive-quality reports of each call; 0: only at its end"
     )
@@ -169,6 +178,14 @@ class SipSettings:
         if self.bridge_rate not in (8000, 16000):
             raise ConfigurationError(
                 f"sip.bridge_rate must be 8000 or 16000, not {self.bridge_rate}"
+            )
+        if self.jitter_discard not in ("none", "static", "progressive"):
+            raise ConfigurationError(
+                f"sip.jitter_discard must be none, static or progressive, not {self.jitter_discard}"
+            )
+        if not 60 <= self.jitter_max_ms <= 2000:
+            raise ConfigurationError(
+                f"sip.jitter_max_ms must be 60..2000, not {self.jitter_max_ms}"
             )
         if self.quality_interval != 0 and not 1 <= self.quality_interval <= 3600:
             raise ConfigurationError("sip.quality_interval must be 0 (at the end) or 1..3600 s")

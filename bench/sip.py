@@ -312,17 +312,24 @@ async def media_quality(data_dir: Path, since: float) -> dict[str, int]:
         # 100 calls hanging up at once keep the core busy for a while (BYEs,
         # call records, recordings merged): their stats come late.
         deadline = time.monotonic() + 30
+        ended_at = None
         while True:  # media_stats come with or just after each leg's hangup
             row = await connection.fetchrow(
-                "SELECT count(*) AS legs, count(rx_packets) AS reported,"
+                "SELECT count(*) AS legs, count(ended_at) AS ended,"
+                " count(rx_packets) AS reported,"
                 " coalesce(sum(jbuf_lost), 0) AS jbuf_lost,"
                 " coalesce(sum(jbuf_discarded), 0) AS jbuf_discarded,"
-                " coalesce(sum(rx_lost), 0) AS rx_lost"
+                " coalesce(sum(rx_lost), 0) AS rx_lost,"
+                " coalesce(round(avg(jbuf_delay_max_ms)), 0) AS jbuf_delay_ms_mean,"
+                " coalesce(max(jbuf_delay_max_ms), 0) AS jbuf_delay_ms_max"
                 " FROM call_record WHERE started_at >= to_timestamp($1)",
                 since,
             )
             assert row is not None
-            if row["legs"] == row["reported"] or time.monotonic() > deadline:
+            if row["legs"] == row["ended"] == row["reported"] and ended_at is None:
+                ended_at = time.monotonic()  # the last stats may still be on their way
+            settled = ended_at is not None and time.monotonic() > ended_at + 3
+            if settled or time.monotonic() > deadline:
                 return {key: int(row[key]) for key in row.keys()}  # noqa: SIM118 - a Record
             await asyncio.sleep(0.5)
     finally:

@@ -132,15 +132,17 @@ class StreamTotals:
     jitter_ms: int = 0
     jbuf_lost: int = 0
     jbuf_discarded: int = 0
+    jbuf_delay_ms: int = 0
 
     def minus(self, earlier: StreamTotals) -> StreamTotals:
-        """The counts since ``earlier``; jitter stays the largest so far."""
+        """The counts since ``earlier``; jitter and delay stay as they are now."""
         return StreamTotals(
             self.packets - earlier.packets,
             self.lost - earlier.lost,
             self.jitter_ms,
             self.jbuf_lost - earlier.jbuf_lost,
             self.jbuf_discarded - earlier.jbuf_discarded,
+            self.jbuf_delay_ms,
         )
 
 
@@ -153,6 +155,7 @@ def _stream_totals(call: Any, index: int) -> StreamTotals:
         int(rx.jitterUsec.max) // 1000,
         int(jbuf.lost),
         int(jbuf.discard),
+        int(jbuf.avgDelayMsec),
     )
 
 
@@ -457,6 +460,7 @@ class SipLeg:
                 jitter_ms=totals.jitter_ms,
                 jbuf_lost=since.jbuf_lost,
                 jbuf_discarded=since.jbuf_discarded,
+                jbuf_delay_ms=since.jbuf_delay_ms,
             )
         )
 

@@ -153,6 +153,8 @@ class WorkerPool:
             *("--media-timeout", str(settings.media_timeout)),
             *("--bridge-rate", str(settings.bridge_rate)),
             *("--quality-interval", str(settings.quality_interval)),
+            *("--jitter-discard", settings.jitter_discard),
+            *("--jitter-max-ms", str(settings.jitter_max_ms)),
         ]
         if settings.public_address:
             args += ["--public-address", settings.public_address]

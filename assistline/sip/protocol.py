@@ -76,9 +76,9 @@ Worker → control events:
   ``hangup`` command; 0 when the worker died), reason
 - ``media_stats`` leg, packets (RTP packets received), lost (packets the
   RTP sequence says never came), jitter_ms (largest interarrival jitter),
-  jbuf_lost and jbuf_discarded (frames the jitter buffer had to conceal or
-  threw away late): the counts since the leg's previous ``media_stats``
-  (jitter_ms is the largest so far), so their sum is the stream's total.
+  jbuf_lost and jbuf_discarded (frames the jitter buffer concealed or threw
+  away), jbuf_delay_ms (its average delay so far): counts since the leg's
+  previous ``media_stats`` (jitter_ms: the largest so far), summing to totals.
   Sent every ``sip.quality_interval`` while the stream is up and something
   changed, and when it ends (at hang-up, and when a re-INVITE replaces
   it), before or after its ``hangup`` (see :mod:`assistline.sip.quality`)
@@ -411,6 +411,7 @@ class MediaStats:
     jitter_ms: int
     jbuf_lost: int
     jbuf_discarded: int
+    jbuf_delay_ms: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

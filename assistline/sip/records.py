@@ -53,6 +53,7 @@ class CallRecords:
                         stats.jitter_ms,
                         stats.jbuf_lost,
                         stats.jbuf_discarded,
+                        stats.jbuf_delay_ms,
                     ),
                 )
             case _:

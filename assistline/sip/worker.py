@@ -70,7 +70,14 @@ from assistline.sip import protocol
 from assistline.sip.conference import ConferenceRecording
 from assistline.sip.digits import CollectError, DigitCollections
 from assistline.sip.leg import SipLeg
-from assistline.sip.pjthread import PjThread, guarded, pj_error_text, pjsua_call_slots
+from assistline.sip.pjthread import (
+    DEFAULT_JITTER,
+    JitterBuffer,
+    PjThread,
+    guarded,
+    pj_error_text,
+    pjsua_call_slots,
+)
 from assistline.sip.quality import DEFAULT_INTERVAL, report_quality
 from assistline.sip.rtp_timeout import DEFAULT_TIMEOUT, watch_rtp
 from assistline.sip.sipmsg import ECHO_USER, codec_priorities, sip_user, x_headers
@@ -78,6 +85,7 @@ from assistline.sip.trunk import TrunkAccounts, TrunkSetupError
 from assistline.sip.worker_media import (
     CommandError,
     PairedRecording,
+    close_recording,
     open_recorder,
     prompt_frames,
     read_wav,
@@ -126,6 +134,7 @@ class MediaWorker:
         media_timeout: float = DEFAULT_TIMEOUT,
         bridge_rate: int = 8000,
         quality_interval: float = DEFAULT_INTERVAL,
+        jitter: JitterBuffer = DEFAULT_JITTER,
     ) -> None:
         self.id = worker_id
         self.sip_port = sip_port
@@ -145,6 +154,7 @@ class MediaWorker:
             self._pj_setup,
             max_calls=capacity,
             clock_rate=bridge_rate,
+            jitter=jitter,
             on_exit=self.stop,
             wake_address=(wake_host, sip_port),
         )
@@ -454,18 +464,9 @@ class MediaWorker:
         return recording
 
     def _stop_recording(self, leg_id: str) -> None:
-        """Write what is queued, close the file and its sidecar (complete)."""
         recording = self._recordings.pop(leg_id, None)
-        if recording is None:
-            return
-        try:
-            recording.write(None)
-        except (OSError, ValueError) as error:
-            logger.error("recording of %s failed: %s", leg_id, error)
-        try:
-            recording.recorder.close()
-        except OSError as error:
-            logger.error("closing the recording of %s failed: %s", leg_id, error)
+        if recording is not None:
+            close_recording(recording, leg_id)
 
     async def _commands(self, reader: asyncio.StreamReader) -> None:
         decoder = protocol.Decoder("to_worker")

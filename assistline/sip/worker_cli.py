@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from assistline.children import arm_parent_death
+from assistline.sip.pjthread import JITTER_DISCARD, JitterBuffer
 from assistline.sip.worker import SWITCH_INTERVAL, MediaWorker
 
 
@@ -41,6 +42,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--bridge-rate", type=int, choices=(8000, 16000), default=8000, help="bridge's rate (Hz)"
     )
     parser.add_argument(
+        "--jitter-discard", choices=tuple(JITTER_DISCARD), default="none", help="see settings"
+    )
+    parser.add_argument("--jitter-max-ms", type=int, default=200, help="jitter buffer's most (ms)")
+    parser.add_argument(
         "--quality-interval", type=float, default=10.0, help="s between quality reports; 0: at end"
     )
     parser.add_argument(
@@ -62,6 +67,7 @@ async def _main(args: argparse.Namespace) -> None:
         media_timeout=args.media_timeout,
         bridge_rate=args.bridge_rate,
         quality_interval=args.quality_interval,
+        jitter=JitterBuffer(args.jitter_discard, args.jitter_max_ms),
     )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -13,6 +13,7 @@ command with the protocol's ``error`` (a status code and a message).
 
 from __future__ import annotations
 
+import logging
 import os
 import wave
 from collections import deque
@@ -24,6 +25,8 @@ from assistline.media.frame import FRAME_SAMPLES, INTERNAL_RATE, AudioFrame, Sam
 from assistline.media.recorder import Recorder, sidecar_path
 from assistline.media.resample import resample
 from assistline.sip.leg import RING_FRAMES
+
+logger = logging.getLogger(__name__)
 
 #: Seconds a recorded frame waits for its other channel before silence stands in.
 PAIR_WAIT = 0.04
@@ -110,3 +113,15 @@ def prompt_frames(samples: Samples) -> Iterator[Samples]:
         if len(frame) < FRAME_SAMPLES:
             frame = np.concatenate([frame, np.zeros(FRAME_SAMPLES - len(frame), np.int16)])
         yield frame
+
+
+def close_recording(recording: PairedRecording, leg_id: str) -> None:
+    """Write what is queued, close the file and its sidecar (complete); failures are logged."""
+    try:
+        recording.write(None)
+    except (OSError, ValueError) as error:
+        logger.error("recording of %s failed: %s", leg_id, error)
+    try:
+        recording.recorder.close()
+    except OSError as error:
+        logger.error("closing the recording of %s failed: %s", leg_id, error)

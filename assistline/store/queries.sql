@@ -76,7 +76,8 @@ SET rx_packets = coalesce(rx_packets, 0) + $3,
     rx_lost = coalesce(rx_lost, 0) + $4,
     rx_jitter_max_ms = greatest(coalesce(rx_jitter_max_ms, 0), $5),
     jbuf_lost = coalesce(jbuf_lost, 0) + $6,
-    jbuf_discarded = coalesce(jbuf_discarded, 0) + $7
+    jbuf_discarded = coalesce(jbuf_discarded, 0) + $7,
+    jbuf_delay_max_ms = greatest(coalesce(jbuf_delay_max_ms, 0), $8)
 WHERE id = (SELECT max(id) FROM call_record WHERE leg = $1 AND worker = $2);
 
 -- name: agent_by_sip_username

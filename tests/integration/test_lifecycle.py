@@ -264,6 +264,7 @@ def test_calls_through_the_edge_spread_over_the_workers(server: RunningServer) -
         assert record["started_at"] <= record["answered_at"] <= record["ended_at"]
         # The worker's media_stats: sipp sent G.711 from its pcap the whole call.
         assert record["rx_packets"] > 0
+        assert record["jbuf_delay_max_ms"] > 0
 
 
 async def _call_records(data_dir: Path) -> list[asyncpg.Record]:

@@ -78,6 +78,11 @@ def test_database_url_alias_and_path_conversion() -> None:
             "sip.bridge_rate must be 8000 or 16000, not 44100",
         ),
         (
+            {"ASSISTLINE_SIP_JITTER_DISCARD": "adaptive"},
+            "sip.jitter_discard must be none, static or progressive, not adaptive",
+        ),
+        ({"ASSISTLINE_SIP_JITTER_MAX_MS": "20"}, "sip.jitter_max_ms must be 60..2000, not 20"),
+        (
             {"ASSISTLINE_SIP_QUALITY_INTERVAL": "0.5"},
             "sip.quality_interval must be 0 (at the end) or 1..3600 s",
         ),

@@ -1,15 +1,21 @@
-"""The pjsua2 thread with a real endpoint: conference ports leave the bridge when retired."""
+"""The pjsua2 thread with a real endpoint: conference ports leave the bridge when retired.
+
+And the jitter-buffer settings reach pjsua's media config through the wheel's
+opaque enum.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import threading
 import weakref
 from typing import Any
 
 import pjsua2 as pj
+import pytest
 
-from assistline.sip.pjthread import PjThread
+from assistline.sip.pjthread import JITTER_DISCARD, JitterBuffer, PjThread
 
 
 class CountingPort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no stubs
@@ -76,3 +82,14 @@ async def test_a_retired_port_gets_no_more_frames_and_is_deleted() -> None:
         assert slot not in await pjt.run(_bridge_slots)
     finally:
         await pjt.stop()
+
+
+@pytest.mark.parametrize(("discard", "value"), [("none", 0), ("static", 1), ("progressive", 2)])
+def test_jitter_buffer_settings_reach_the_media_config(discard: str, value: int) -> None:
+    config = pj.EpConfig()
+    assert ctypes.c_int.from_address(int(config.medConfig.jbDiscardAlgo)).value == 2  # pjmedia's
+    JitterBuffer(discard, 160).apply(config)
+    # The getter returns a fresh copy of the stored enum: the value was set, not the copy.
+    assert ctypes.c_int.from_address(int(config.medConfig.jbDiscardAlgo)).value == value
+    assert JITTER_DISCARD[discard] == value
+    assert config.medConfig.jbMax == 160

@@ -23,13 +23,15 @@ def test_pool_from_settings() -> None:
         rtp_port_max=32000,
         public_address="203.0.113.7",
         codecs=("G722", "PCMA"),
+        jitter_discard="static",
+        jitter_max_ms=300,
     )
     pool = WorkerPool.from_settings(settings, Path("/run/x.sock"), _ignore, TaskRegistry())
     assert (pool.max_workers, pool.base_port, pool.free) == (5, 6000, 0)
     assert pool._initial == 3
     assert pool.worker_args == (
         *("--codecs", "G722,PCMA", "--media-timeout", "60.0", "--bridge-rate", "8000"),
-        *("--quality-interval", "10.0"),
+        *("--quality-interval", "10.0", "--jitter-discard", "static", "--jitter-max-ms", "300"),
         *("--public-address", "203.0.113.7"),
     )
     assert pool.rtp_ports == (31000, 32000)

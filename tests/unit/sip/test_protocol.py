@@ -37,7 +37,15 @@ EVENTS: list[protocol.Message] = [
     protocol.CallEnded("w1-1", 200, "Normal call clearing"),
     protocol.DigitsCollected("w1-1", "4242", "terminator", True),
     protocol.DigitsCollected("w1-1", "", "no_input", False),
-    protocol.MediaStats("w1-1", packets=1500, lost=2, jitter_ms=4, jbuf_lost=1, jbuf_discarded=0),
+    protocol.MediaStats(
+        "w1-1",
+        packets=1500,
+        lost=2,
+        jitter_ms=4,
+        jbuf_lost=1,
+        jbuf_discarded=0,
+        jbuf_delay_ms=30,
+    ),
     protocol.Health(2, 4),
 ]
 
@@ -181,7 +189,9 @@ def test_encode_refuses_what_is_not_a_message() -> None:
 def test_stream_totals_difference_keeps_the_largest_jitter() -> None:
     from assistline.sip.leg import StreamTotals
 
-    earlier = StreamTotals(packets=500, lost=1, jitter_ms=9, jbuf_lost=2, jbuf_discarded=3)
-    now = StreamTotals(packets=750, lost=1, jitter_ms=12, jbuf_lost=5, jbuf_discarded=3)
-    assert now.minus(earlier) == StreamTotals(250, 0, 12, 3, 0)
+    earlier = StreamTotals(
+        500, lost=1, jitter_ms=9, jbuf_lost=2, jbuf_discarded=3, jbuf_delay_ms=40
+    )
+    now = StreamTotals(750, lost=1, jitter_ms=12, jbuf_lost=5, jbuf_discarded=3, jbuf_delay_ms=30)
+    assert now.minus(earlier) == StreamTotals(250, 0, 12, 3, 0, 30)
     assert now.minus(StreamTotals()) == now
