@@ -66,12 +66,30 @@ class HttpSettings:
     shutdown_timeout: float = setting(
         5.0, "seconds open requests get to finish at shutdown before they are cut"
     )
+    api_keys: tuple[str, ...] = setting(
+        (), "keys the business backend sends as 'Authorization: Bearer <key>'", secret=True
+    )
+    allowed_origins: tuple[str, ...] = setting(
+        (), "origins (scheme://host[:port]) pages may open /ws from; empty: public_url's only"
+    )
+    demo: bool = setting(
+        False, "let the customer page create its own contact, without an API key (make run)"
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigurationError(f"http.port must be 0..65535, not {self.port}")
         if self.shutdown_timeout <= 0:
             raise ConfigurationError("http.shutdown_timeout must be positive")
+        short = [key for key in self.api_keys if len(key) < 16]
+        if short:
+            raise ConfigurationError("http.api_keys must each be at least 16 characters long")
+        for origin in self.allowed_origins:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+                raise ConfigurationError(
+                    f"http.allowed_origins must be scheme://host[:port], not {origin!r}"
+                )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -277,6 +295,43 @@ class TrunkSettings:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class WebRtcSettings:
+    """WebRTC legs and contacts: ICE servers (nothing else is ever asked), tokens."""
+
+    ice_servers: tuple[str, ...] = setting(
+        (),
+        "STUN/TURN URLs given to browsers and media workers (stun:host:port, "
+        "turn:host:port?transport=udp); empty: host candidates only, nothing leaves the machine",
+    )
+    turn_secret: str = setting(
+        "", "shared secret of the TURN server's use-auth-secret (coturn REST) scheme", secret=True
+    )
+    turn_ttl: int = setting(3600, "seconds a TURN credential handed to a browser stays valid")
+    token_ttl: int = setting(300, "seconds a contact's join token stays valid (at most 300)")
+    consent_timeout: float = setting(
+        30.0, "seconds without ICE consent before a WebRTC leg and its agent leg are ended"
+    )
+
+    def __post_init__(self) -> None:
+        for url in self.ice_servers:
+            if not re.match(r"^(stun|stuns|turn|turns):[^\s]+$", url):
+                raise ConfigurationError(
+                    f"webrtc.ice_servers must be stun:, stuns:, turn: or turns: URLs, not {url!r}"
+                )
+        turn = [u for u in self.ice_servers if u.startswith(("turn:", "turns:"))]
+        if turn and not self.turn_secret:
+            raise ConfigurationError("webrtc.ice_servers has a TURN server: set webrtc.turn_secret")
+        if not 60 <= self.turn_ttl <= 86400:
+            raise ConfigurationError(f"webrtc.turn_ttl must be 60..86400 s, not {self.turn_ttl}")
+        if not 10 <= self.token_ttl <= 300:
+            raise ConfigurationError(f"webrtc.token_ttl must be 10..300 s, not {self.token_ttl}")
+        if not 5 <= self.consent_timeout <= 40:
+            raise ConfigurationError(
+                f"webrtc.consent_timeout must be 5..40 s, not {self.consent_timeout}"
+            )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class LogSettings:
     """Logging: level and line format; card numbers are always masked."""
 
@@ -294,6 +349,7 @@ class Settings:
     store: StoreSettings = dataclasses.field(default_factory=StoreSettings)
     sip: SipSettings = dataclasses.field(default_factory=SipSettings)
     trunk: TrunkSettings = dataclasses.field(default_factory=TrunkSettings)
+    webrtc: WebRtcSettings = dataclasses.field(default_factory=WebRtcSettings)
     log: LogSettings = dataclasses.field(default_factory=LogSettings)
 
 

@@ -83,6 +83,23 @@ def test_database_url_alias_and_path_conversion() -> None:
         ),
         ({"ASSISTLINE_SIP_JITTER_MAX_MS": "20"}, "sip.jitter_max_ms must be 60..2000, not 20"),
         (
+            {"ASSISTLINE_HTTP_API_KEYS": "short"},
+            "http.api_keys must each be at least 16 characters long",
+        ),
+        (
+            {"ASSISTLINE_HTTP_ALLOWED_ORIGINS": "https://shop.example/pay"},
+            "http.allowed_origins must be scheme://host[:port], not 'https://shop.example/pay'",
+        ),
+        (
+            {"ASSISTLINE_WEBRTC_ICE_SERVERS": "turn:127.0.0.1:3478"},
+            "webrtc.ice_servers has a TURN server: set webrtc.turn_secret",
+        ),
+        (
+            {"ASSISTLINE_WEBRTC_ICE_SERVERS": "http://stun.example"},
+            "webrtc.ice_servers must be stun:, stuns:, turn: or turns: URLs, not 'http://stun.example'",
+        ),
+        ({"ASSISTLINE_WEBRTC_TOKEN_TTL": "600"}, "webrtc.token_ttl must be 10..300 s, not 600"),
+        (
             {"ASSISTLINE_SIP_QUALITY_INTERVAL": "0.5"},
             "sip.quality_interval must be 0 (at the end) or 1..3600 s",
         ),
@@ -129,8 +146,10 @@ def test_every_setting_has_a_variable_and_help() -> None:
     assert all(info.help for info in infos)
     assert env_name("http", "port") == "ASSISTLINE_HTTP_PORT"
     assert [info.env for info in infos if info.secret] == [
+        "ASSISTLINE_HTTP_API_KEYS",
         "ASSISTLINE_STORE_DATABASE_URL",
         "ASSISTLINE_TRUNK_PASSWORD",
+        "ASSISTLINE_WEBRTC_TURN_SECRET",
     ]
 
 
