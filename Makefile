@@ -15,7 +15,8 @@ DEBIAN_BENCH_PACKAGES := $(shell grep -v '^\s*\#' scripts/debian-bench-packages.
 run: $(RUN_STAMP)
 	@# Kamailio is the SIP edge; without it (not root, no package) serve says what is missing.
 	-@scripts/ensure-debian-packages $(DEBIAN_RUN_PACKAGES)
-	$(BIN)/assistline serve
+	@# Demo mode: the customer page may create its own contact without an API key.
+	ASSISTLINE_HTTP_DEMO=$${ASSISTLINE_HTTP_DEMO:-true} $(BIN)/assistline serve
 
 test: $(DEV_STAMP) debian-test-packages
 	$(BIN)/ruff check assistline tests bench hatch_build.py

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from assistline.settings import Settings
-from assistline.signalling import calls, system, web_client
+from assistline.signalling import calls, contacts, system, web_client
 from assistline.signalling.keys import (
     CALLS_KEY,
     DATABASE_KEY,
@@ -82,6 +82,7 @@ OPERATIONS: tuple[Operation, ...] = (
         ),
     ),
     *calls.OPERATIONS,
+    *contacts.OPERATIONS,
 )
 
 

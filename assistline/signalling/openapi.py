@@ -30,8 +30,18 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "status": {"type": "integer"},
         "detail": {"type": "string", "description": "what was wrong, naming the field"},
         "request_id": {"type": "string"},
+        "fields": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "the request fields that were wrong, when the problem is about some",
+        },
     },
 }
+#: How the business backend authenticates: ``Authorization: Bearer <one of http.api_keys>``.
+SECURITY_SCHEMES: dict[str, Any] = {
+    "apiKey": {"type": "http", "scheme": "bearer", "description": "one of http.api_keys"}
+}
+API_KEY: tuple[dict[str, list[str]], ...] = ({"apiKey": []},)
 
 
 def json_content(schema: dict[str, Any]) -> dict[str, Any]:
@@ -59,6 +69,8 @@ class Operation:
     tag: str = "system"
     parameters: tuple[dict[str, Any], ...] = ()
     request_body: dict[str, Any] | None = None
+    #: Security requirements (``API_KEY``); empty: open to anyone.
+    security: tuple[dict[str, list[str]], ...] = ()
 
 
 def add_operations(app: web.Application, operations: Iterable[Operation]) -> None:
@@ -86,6 +98,8 @@ def build_document(operations: Iterable[Operation]) -> dict[str, Any]:
             entry["parameters"] = list(op.parameters)
         if op.request_body is not None:
             entry["requestBody"] = op.request_body
+        if op.security:
+            entry["security"] = list(op.security)
         paths.setdefault(document_path(op.path), {})[op.method.lower()] = entry
     return {
         "openapi": "3.1.0",
@@ -96,5 +110,8 @@ def build_document(operations: Iterable[Operation]) -> dict[str, Any]:
             "payments. Errors are problem details (RFC 9457).",
         },
         "paths": paths,
-        "components": {"schemas": {"Problem": PROBLEM_SCHEMA}},
+        "components": {
+            "schemas": {"Problem": PROBLEM_SCHEMA},
+            "securitySchemes": SECURITY_SCHEMES,
+        },
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -45,11 +45,21 @@ _STATUS_TYPES = {
 class HttpProblem(AssistlineError):
     """The request could not be served; the response's detail says why."""
 
-    def __init__(self, status: int, problem_type: str, detail: str, **extensions: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        problem_type: str,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.problem_type = problem_type
         self.detail = detail
+        # Response headers the status calls for (WWW-Authenticate, Retry-After).
+        self.headers = dict(headers or {})
         self.extensions = extensions
 
 
@@ -87,7 +97,11 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     except HttpProblem as problem:
         return problem_response(
-            problem.status, problem.problem_type, problem.detail, **problem.extensions
+            problem.status,
+            problem.problem_type,
+            problem.detail,
+            headers=problem.headers or None,
+            **problem.extensions,
         )
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -108,3 +108,49 @@ WHERE id = $1 AND status = 'recording';
 SELECT id, call_id, worker, caller_leg, agent_leg, caller_record, agent_record, agent_id,
        path, channels, sample_rate, started_at, ended_at, duration_seconds, pauses, status
 FROM recording WHERE id = $1;
+
+-- name: insert_contact
+INSERT INTO contact (id, customer_id, account, balance_cents, currency, step, fields,
+                     context_trail, media)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9)
+RETURNING created_at;
+
+-- name: insert_contact_token
+-- $1 is the token's SHA-256: the token itself is never stored.
+INSERT INTO contact_token (token_hash, contact_id, expires_at)
+VALUES ($1, $2, now() + make_interval(secs => $3))
+RETURNING expires_at;
+
+-- name: get_contact
+SELECT id, customer_id, account, balance_cents, currency, step, fields, context_trail,
+       media, state, created_at, ended_at, end_reason
+FROM contact WHERE id = $1;
+
+-- name: consume_contact_token
+-- Marks a token used, once, while it is valid; $2 is the time to judge by
+-- (NULL: the database's clock). One statement, so two pages presenting the
+-- same token at once cannot both win.
+UPDATE contact_token AS t SET used_at = coalesce($2::timestamptz, now())
+FROM contact AS c
+WHERE t.token_hash = $1 AND t.used_at IS NULL
+  AND t.expires_at > coalesce($2::timestamptz, now())
+  AND c.id = t.contact_id
+RETURNING t.contact_id, c.media;
+
+-- name: contact_token_status
+-- Why consume_contact_token found nothing: no row means no such token.
+SELECT used_at IS NOT NULL AS used, expires_at <= coalesce($2::timestamptz, now()) AS expired
+FROM contact_token WHERE token_hash = $1;
+
+-- name: lock_demo_client
+-- Serialises one client's demo contacts, so its rate limit is counted exactly.
+SELECT pg_advisory_xact_lock(hashtext('assistline.demo_contact:' || $1));
+
+-- name: recent_demo_contacts
+-- Demo contacts of one client ($1, the audit subject) in the last $2 seconds,
+-- and how many seconds until the oldest of them leaves that window.
+SELECT count(*) AS created,
+       ceil(extract(epoch FROM min(at) + make_interval(secs => $2) - now()))::integer
+           AS retry_after
+FROM audit_event
+WHERE subject = $1 AND action = 'contact.create' AND at > now() - make_interval(secs => $2);
