@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from assistline.settings import Settings
-from assistline.signalling import calls, contacts, system, web_client
+from assistline.signalling import calls, contacts, system, web_client, ws
 from assistline.signalling.keys import (
     CALLS_KEY,
+    CONTACT_SESSIONS_KEY,
     DATABASE_KEY,
     OPENAPI_KEY,
     OUTBOUND_CALLS_KEY,
@@ -83,6 +84,7 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     *calls.OPERATIONS,
     *contacts.OPERATIONS,
+    *ws.OPERATIONS,
 )
 
 
@@ -116,6 +118,8 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[request_id_middleware, problem_middleware])
     app[SETTINGS_KEY] = settings
     app[OPENAPI_KEY] = build_document(OPERATIONS)
+    app[CONTACT_SESSIONS_KEY] = {}
+    app.on_shutdown.append(ws.close_sessions)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_tasks_ctx)
     app.cleanup_ctx.append(_sip_ctx)

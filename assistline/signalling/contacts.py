@@ -230,7 +230,7 @@ def _created(request: web.Request, created: CreatedContact) -> web.Response:
     base = public_base_url(request)
     body = {
         "contact": str(created.id),
-        "join_url": f"{base}/?token={created.token}",
+        "join_url": f"{base}/?contact={created.id}&token={created.token}",
         "token": created.token,
         "expires_at": created.expires_at.isoformat(),
     }

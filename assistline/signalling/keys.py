@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from aiohttp import web
@@ -20,3 +21,5 @@ WORKER_POOL_KEY = web.AppKey("worker_pool", WorkerPool)
 OPENAPI_KEY = web.AppKey("openapi", dict[str, Any])
 CALLS_KEY = web.AppKey("calls", AgentCalls)
 OUTBOUND_CALLS_KEY = web.AppKey("outbound_calls", OutboundCalls)
+#: The signalling socket of each contact whose page is joined (assistline.signalling.ws).
+CONTACT_SESSIONS_KEY = web.AppKey("contact_sessions", dict[uuid.UUID, web.WebSocketResponse])

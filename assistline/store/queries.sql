@@ -137,6 +137,15 @@ WHERE t.token_hash = $1 AND t.used_at IS NULL
   AND c.id = t.contact_id
 RETURNING t.contact_id, c.media;
 
+-- name: join_contact
+-- The page joined (its token spent): a contact not yet joined and not ended.
+UPDATE contact SET state = 'joined' WHERE id = $1 AND state = 'created' RETURNING id;
+
+-- name: end_contact
+-- The page hung up or went away; a contact ended already keeps its first reason.
+UPDATE contact SET state = 'ended', ended_at = now(), end_reason = $2
+WHERE id = $1 AND ended_at IS NULL;
+
 -- name: contact_token_status
 -- Why consume_contact_token found nothing: no row means no such token.
 SELECT used_at IS NOT NULL AS used, expires_at <= coalesce($2::timestamptz, now()) AS expired

@@ -109,7 +109,8 @@ async def test_a_created_contact_is_stored_as_sent(client: Client, db: asyncpg.C
     assert set(body) == {"contact", "join_url", "token", "expires_at"}
     contact_id = uuid.UUID(body["contact"])
     assert response.headers["Location"] == f"/api/v1/contacts/{contact_id}"
-    assert body["join_url"] == f"{client.make_url('/')}?token={body['token']}"
+    base = client.make_url("/")
+    assert body["join_url"] == f"{base}?contact={body['contact']}&token={body['token']}"
 
     row = await db.fetchrow("SELECT * FROM contact WHERE id = $1", contact_id)
     assert row is not None
@@ -163,7 +164,9 @@ async def test_defaults_and_reading_a_contact_back(client: Client) -> None:
 async def test_public_url_makes_the_join_link(make_client: ClientFactory) -> None:
     async with make_client(public_url="https://help.example.com/") as client:
         created = await _create(client)
-    assert created["join_url"] == f"https://help.example.com/?token={created['token']}"
+    assert created["join_url"] == (
+        f"https://help.example.com/?contact={created['contact']}&token={created['token']}"
+    )
 
 
 async def test_a_token_admits_once_and_only_to_its_contact(client: Client) -> None:
@@ -361,7 +364,8 @@ async def test_the_demo_route_creates_a_sample_contact(
         response = await client.post("/api/v1/demo/contacts")
         assert response.status == 201
         created = await response.json()
-        assert created["join_url"] == f"{client.make_url('/')}?token={created['token']}"
+        base = client.make_url("/")
+        assert created["join_url"] == f"{base}?contact={created['contact']}&token={created['token']}"
         response = await client.post("/api/v1/demo/contacts", json={"media": "video"})
         video = await response.json()
         response = await client.post("/api/v1/demo/contacts", json={"media": "fax"})

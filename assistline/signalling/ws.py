@@ -1,0 +1,222 @@
+"""``GET /ws``: a customer's page joins its contact (signalling v1, :mod:`.messages`).
+
+The page opens ``/ws?contact=<id>&token=<token>`` with the values of its join
+link. The socket is refused *before the upgrade*, so before any frame (let
+alone SDP) is read, with a problem document naming why:
+
+- 403 ``origin-not-allowed``: the ``Origin`` header is missing or not one of
+  ``http.allowed_origins`` (by default the server's own public origin);
+- 401 ``token-refused``: the token is missing, not shaped like one, unknown,
+  expired or already used (the problem says which);
+- 403 ``token-foreign``: the token belongs to another contact. It is spent
+  all the same: a token presented for the wrong contact has leaked;
+- 400 ``contact-invalid``: ``contact`` is missing or not a UUID;
+- 409 ``contact-ended``: the contact has ended.
+
+Joining spends the token (a reload needs a new link) and moves the contact
+to ``joined``. The first frame is ``hello``, with the ICE servers from
+``webrtc.ice_servers`` only (TURN with short-lived credentials,
+:mod:`.turn`); nothing else is ever suggested to the browser.
+
+Every frame is parsed by :func:`.messages.parse_client`. A refused frame
+gets an ``error`` naming the problem and the session goes on; a frame over
+:data:`.messages.MAX_FRAME` bytes gets ``too_large`` and the socket is
+closed (1009). An ``offer`` is checked against the DTLS-SRTP-only policy
+(:func:`.sdp_policy.check_offer`) before anything else looks at it; a
+refused offer gets ``sdp_refused`` with the reason. A ``hangup`` (or the
+page going away) ends the contact with its reason.
+
+Not yet here: relaying accepted offers and candidates to the media worker
+that will carry the contact's WebRTC leg, queueing the contact for an
+agent, and relaying chat and digits to the agent. Until then an accepted
+offer, a chat line, a digit and a video escalation are answered
+``not_now`` and the contact stays ``joined``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from urllib.parse import urlsplit
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from assistline.settings import Settings
+from assistline.signalling import messages
+from assistline.signalling.contacts import consume_token, public_base_url
+from assistline.signalling.keys import CONTACT_SESSIONS_KEY, DATABASE_KEY, SETTINGS_KEY
+from assistline.signalling.openapi import Operation, problem
+from assistline.signalling.problems import HttpProblem
+from assistline.signalling.sdp_policy import SdpRefused, check_offer
+from assistline.signalling.tokens import ContactRef, TokenRefusal
+from assistline.signalling.turn import ice_servers
+from assistline.store.queries import QUERIES
+
+logger = logging.getLogger(__name__)
+
+#: The contact's ``media`` (contacts API) as the signalling protocol names it.
+_MEDIA: dict[str, messages.Media] = {"voice": "audio", "video": "video"}
+#: Seconds between WebSocket pings; a page that stops answering is dropped.
+HEARTBEAT = 20.0
+
+
+def allowed_origins(request: web.Request, settings: Settings) -> frozenset[str]:
+    """Origins pages may open ``/ws`` from: the configured ones, else our own."""
+    if settings.http.allowed_origins:
+        return frozenset(o.lower().rstrip("/") for o in settings.http.allowed_origins)
+    parts = urlsplit(public_base_url(request))
+    return frozenset({f"{parts.scheme}://{parts.netloc}".lower()})
+
+
+def _refuse_origin(request: web.Request, settings: Settings) -> None:
+    origin = request.headers.get("Origin", "")
+    if origin.lower().rstrip("/") not in allowed_origins(request, settings):
+        shown = repr(origin[:100]) if origin else "missing"
+        raise HttpProblem(
+            403,
+            "origin-not-allowed",
+            f"the Origin header is {shown}; pages may join from http.allowed_origins only",
+        )
+
+
+def _contact_id(request: web.Request) -> uuid.UUID:
+    text = request.query.get("contact", "")
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        detail = "contact is missing" if not text else "contact must be a UUID"
+        raise HttpProblem(400, "contact-invalid", detail) from None
+
+
+async def _join(request: web.Request) -> ContactRef:
+    """Check Origin, contact and token, spend the token, mark the contact joined."""
+    settings = request.app[SETTINGS_KEY]
+    _refuse_origin(request, settings)
+    contact_id = _contact_id(request)
+    pool = request.app[DATABASE_KEY].pool
+    spent = await consume_token(pool, request.query.get("token", ""))
+    if isinstance(spent, TokenRefusal):
+        why = {
+            TokenRefusal.MISSING: "the token is missing or unknown",
+            TokenRefusal.EXPIRED: "the token has expired; ask for a new link",
+            TokenRefusal.USED: "the token has been used already; ask for a new link",
+        }[spent]
+        raise HttpProblem(401, "token-refused", why)
+    if spent.id != contact_id:
+        logger.warning("contact %s: a token of contact %s was presented", contact_id, spent.id)
+        raise HttpProblem(403, "token-foreign", "the token is not this contact's")
+    if await pool.fetchrow(QUERIES["join_contact"], contact_id) is None:
+        raise HttpProblem(409, "contact-ended", f"contact {contact_id} has ended")
+    return spent
+
+
+async def contact_socket(request: web.Request) -> web.StreamResponse:
+    """Join a contact: the signalling WebSocket of the customer's page."""
+    contact = await _join(request)
+    settings = request.app[SETTINGS_KEY]
+    # Frames up to 4× the limit reach the parser, which answers too_large before
+    # closing; aiohttp itself cuts anything larger (1009, no error frame).
+    socket = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=4 * messages.MAX_FRAME)
+    await socket.prepare(request)
+    sessions = request.app[CONTACT_SESSIONS_KEY]
+    sessions[contact.id] = socket
+    reason = "page_closed"
+    try:
+        await _send(
+            socket,
+            messages.Hello(
+                version=messages.VERSION,
+                contact=str(contact.id),
+                media=_MEDIA[contact.media],
+                ice_servers=tuple(ice_servers(settings.webrtc, str(contact.id), time.time())),
+            ),
+        )
+        reason = await _converse(socket, contact)
+    finally:
+        sessions.pop(contact.id, None)
+        await request.app[DATABASE_KEY].pool.execute(QUERIES["end_contact"], contact.id, reason)
+        await socket.close()
+    return socket
+
+
+async def _converse(socket: web.WebSocketResponse, contact: ContactRef) -> str:
+    """Answer the page's frames until it hangs up or goes; the reason it ended."""
+    async for frame in socket:
+        if frame.type == WSMsgType.ERROR:
+            return "connection_failed"
+        if frame.type == WSMsgType.BINARY:
+            await _send_error(socket, messages.MessageError("not_json", "frames must be text"))
+            continue
+        if frame.type != WSMsgType.TEXT:
+            continue
+        try:
+            message = messages.parse_client(frame.data)
+        except messages.MessageError as error:
+            await _send_error(socket, error)
+            if error.fatal:
+                await socket.close(code=WSCloseCode.MESSAGE_TOO_BIG)
+                return "protocol_error"
+            continue
+        match message:
+            case messages.Ping():
+                await _send(socket, messages.Pong())
+            case messages.Hangup():
+                await _send(socket, messages.State(state="ended", reason="hangup"))
+                return "hangup"
+            case messages.Offer(sdp=sdp):
+                try:
+                    check_offer(sdp)
+                except SdpRefused as refused:
+                    await _send_error(socket, messages.MessageError("sdp_refused", str(refused)))
+                    continue
+                await _not_now(socket, "no media worker takes WebRTC calls yet")
+            case _:
+                await _not_now(socket, f"{type(message).__name__} needs a connected call")
+    return "page_closed"
+
+
+async def _not_now(socket: web.WebSocketResponse, text: str) -> None:
+    await _send_error(socket, messages.MessageError("not_now", text))
+
+
+async def _send_error(socket: web.WebSocketResponse, error: messages.MessageError) -> None:
+    await _send(socket, messages.Error.of(error))
+
+
+async def _send(socket: web.WebSocketResponse, message: messages.ServerMessage) -> None:
+    if not socket.closed:
+        await socket.send_str(messages.encode(message))
+
+
+async def close_sessions(app: web.Application) -> None:
+    """At shutdown: tell every page the server is going, and close its socket."""
+    for socket in list(app[CONTACT_SESSIONS_KEY].values()):
+        try:
+            await _send(socket, messages.State(state="ended", reason="shutdown"))
+        except ConnectionError:
+            pass
+        await socket.close(code=WSCloseCode.GOING_AWAY)
+
+
+_QUERY = (
+    {"name": "contact", "in": "query", "required": True, "schema": {"type": "string"}},
+    {"name": "token", "in": "query", "required": True, "schema": {"type": "string"}},
+)
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET",
+        "/ws",
+        contact_socket,
+        "Join a contact: the page's signalling WebSocket (web_client/signalling.schema.json)",
+        {
+            "101": {"description": "switching to the WebSocket protocol"},
+            "400": problem("contact missing or not a UUID"),
+            "401": problem("token missing, unknown, expired or used"),
+            "403": problem("Origin not allowed, or the token is another contact's"),
+            "409": problem("the contact has ended"),
+        },
+        tag="signalling",
+        parameters=_QUERY,
+    ),
+)
