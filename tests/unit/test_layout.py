@@ -11,7 +11,7 @@ import pytest
 import assistline
 
 PACKAGE = Path(assistline.__file__).parent
-SUBPACKAGES = ["media", "signalling", "sip", "ivr", "queue", "speech", "store"]
+SUBPACKAGES = ["media", "signalling", "sip", "ivr", "queue", "speech", "store", "webrtc"]
 
 
 @pytest.mark.parametrize("name", SUBPACKAGES)

@@ -1,0 +1,334 @@
+"""A customer's WebRTC call inside a media worker, as a *leg* of the media model.
+
+A :class:`WebRtcLeg` wraps one ``aiortc.RTCPeerConnection`` for one contact.
+The control process relays the browser's SDP offer and trickled candidates
+to the worker; :meth:`WebRtcLeg.accept_offer` answers with audio
+``sendrecv`` (Opus only, DTLS-SRTP only: ``UDP/TLS/RTP/SAVPF`` with a
+fingerprint, or :class:`OfferRejectedError`); any video section is answered
+``inactive`` until video legs exist. ICE servers come only from the list
+given (see :mod:`assistline.webrtc.ice`), and host candidates only from the
+addresses given.
+
+Audio. What the customer says: aiortc's Opus decoder hands over PyAV frames
+of 48 kHz packed ``s16`` *stereo* (``aiortc.codecs.opus.OpusDecoder``;
+checked by the tests), 960 samples for a 20 ms packet. The leg averages the
+channels, converts 48 → 16 kHz with the media core's
+:class:`~assistline.media.resample.Resampler`, cuts 20 ms
+:class:`~assistline.media.frame.AudioFrame` s whatever the packet length,
+and keeps them in a bounded ring for :meth:`WebRtcLeg.read_frame`. What the
+customer hears: :meth:`WebRtcLeg.write_frame` queues internal-rate frames in
+a second bounded ring; the leg's outgoing track, which aiortc's sender pulls,
+takes one per 20 ms (silence when empty), converts it 16 → 48 kHz and
+hands it over as a mono frame (aiortc's Opus encoder takes mono or stereo).
+The track paces itself as aiortc's own ``AudioStreamTrack`` does: frame
+``n`` is due ``n`` × 20 ms after the first, so sleeping never drifts. Both
+rings hold 200 ms and drop their oldest frame when full. Everything runs on
+the worker's event loop except aiortc's Opus coding (an executor thread for
+encoding, a decoder thread per receiver).
+
+Ending. ``on_ended(leg)`` is called once, with :attr:`WebRtcLeg.reason`:
+``consent-expired`` (the connection failed after it had connected: the
+browser stopped answering ICE consent checks), ``ice-failed`` or
+``dtls-failed`` (it never connected), ``remote-closed`` (the browser closed
+DTLS) or ``closed`` (:meth:`WebRtcLeg.close`). The owner then awaits
+:meth:`WebRtcLeg.close`, which releases the sockets and the leg's task.
+
+Consent freshness (RFC 7675) is aioice's: once connected, every 4–6 s
+(5 s × a random 0.8–1.2) it sends one binding request on the nominated
+pair, with no retransmission and 0.5 s to answer; six failures in a row
+close the ICE connection. A check cycle is 4.5–6.5 s, so a browser that
+vanishes is noticed 27–39 s after its last answer, which is 21–39 s after
+it vanished: within the required 40 s, with at most a second to spare in
+the worst case. aiortc 1.16 then closes DTLS and the peer connection
+itself, so the connection state goes ``connected`` → ``closed``, never
+``failed``; the ICE transport's ``failed`` state tells it from a browser
+that closed DTLS. Measured on loopback with the browser killed by SIGKILL
+(its ICMP port-unreachables change nothing: aioice only logs them): 27.8,
+28.8, 29.8, 32.6, 33.6, 33.8 and 34.9 s. aioice's interval and failure count
+are module constants, so ``webrtc.consent_timeout`` cannot change this per
+leg.
+
+Cost, on the 2-core development machine (a sandbox where a UDP ``sendto``
+costs about 0.5 ms), with the browser in another process: 14–20 % of a
+core per leg with one leg, 8 % per leg with four, all threads counted. Of a
+20 ms frame, libopus takes about 0.3 ms to encode (aiortc encodes stereo at
+96 kbit/s) and 0.07 ms to decode, aiortc's audio-level header extension
+0.3 ms (pure Python), this module's two resamplers about 0.05 ms; the rest
+is aiortc's RTP, SRTP and asyncio plumbing and system calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import fractions
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, Literal
+
+import av
+import numpy as np
+from aiortc import (
+    RTCIceTransport,
+    RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import SessionDescription, candidate_from_sdp
+
+from assistline.errors import AssistlineError
+from assistline.media.frame import FRAME_MS, FRAME_SAMPLES, INTERNAL_RATE, AudioFrame, Samples
+from assistline.media.resample import Resampler
+from assistline.tasks import TaskRegistry
+from assistline.webrtc.ice import check_host_addresses, gathering_on, rtc_configuration
+
+logger = logging.getLogger(__name__)
+
+#: Frames each audio ring holds: 200 ms.
+RING_FRAMES: Final = 10
+OPUS_RATE: Final = 48_000
+OPUS_FRAME: Final = OPUS_RATE * FRAME_MS // 1000
+#: The only media profile answered: RTP over DTLS-SRTP with RTCP feedback (RFC 5764).
+SRTP_PROFILE: Final = "UDP/TLS/RTP/SAVPF"
+_TIME_BASE: Final = fractions.Fraction(1, OPUS_RATE)
+_SILENCE: Final = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+
+EndReason = Literal["consent-expired", "ice-failed", "dtls-failed", "remote-closed", "closed"]
+
+
+class OfferRejectedError(AssistlineError, ValueError):
+    """The browser's SDP offer cannot be answered: a WebRTC leg needs DTLS-SRTP audio in Opus."""
+
+
+def check_offer(sdp: str) -> None:
+    """Raise :class:`OfferRejectedError` unless ``sdp`` is an offer a leg can answer.
+
+    One audio section, not disabled, ``UDP/TLS/RTP/SAVPF`` with a DTLS
+    fingerprint and Opus among its codecs; every other audio or video section
+    also DTLS-SRTP.
+    """
+    try:
+        description = SessionDescription.parse(sdp)
+    except (ValueError, KeyError, IndexError) as exc:
+        raise OfferRejectedError(f"the SDP offer does not parse: {exc}") from None
+    audio = [m for m in description.media if m.kind == "audio" and m.port != 0]
+    if len(audio) != 1:
+        raise OfferRejectedError(f"the offer needs one audio section, not {len(audio)}")
+    for media in description.media:
+        if media.kind not in ("audio", "video") or media.port == 0:
+            continue
+        if media.profile != SRTP_PROFILE:
+            raise OfferRejectedError(
+                f"the offer's {media.kind} is {media.profile}; only {SRTP_PROFILE} is answered"
+            )
+        if media.dtls is None or not media.dtls.fingerprints:
+            raise OfferRejectedError(f"the offer's {media.kind} has no DTLS fingerprint")
+    if not any(codec.mimeType.lower() == "audio/opus" for codec in audio[0].rtp.codecs):
+        raise OfferRejectedError("the offer's audio has no Opus")
+
+
+def to_internal_rate(frame: av.AudioFrame, resampler: Resampler) -> Samples:
+    """The mono int16 samples of a PyAV ``s16``/``s16p`` frame, through ``resampler``."""
+    channels = len(frame.layout.channels)
+    data = frame.to_ndarray()
+    if frame.format.name == "s16":  # packed: one row, channels interleaved
+        samples = data.reshape(-1, channels)
+    elif frame.format.name == "s16p":  # planar: one row per channel
+        samples = data.T
+    else:
+        raise ValueError(f"a WebRTC leg takes s16 or s16p audio, not {frame.format.name}")
+    if channels == 1:
+        mono: Samples = np.ascontiguousarray(samples[:, 0])
+    else:
+        mono = (samples.sum(axis=1, dtype=np.int32) // channels).astype(np.int16)
+    return resampler.process(mono)
+
+
+class OutgoingAudio(MediaStreamTrack):
+    """The track aiortc sends to the browser: internal-rate frames from a ring, as 48 kHz."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ring: collections.deque[Samples] = collections.deque(maxlen=RING_FRAMES)
+        self._resampler = Resampler(INTERNAL_RATE, OPUS_RATE)
+        self._start: float | None = None
+        self._count = 0
+
+    async def recv(self) -> av.AudioFrame:
+        """The next 20 ms at 48 kHz, due ``n`` × 20 ms after the first (silence when empty)."""
+        if self.readyState != "live":
+            raise MediaStreamError
+        loop = asyncio.get_running_loop()
+        if self._start is None:
+            self._start = loop.time()
+        else:
+            delay = self._start + self._count * FRAME_MS / 1000 - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        try:
+            samples = self.ring.popleft()
+        except IndexError:
+            samples = _SILENCE
+        out = self._resampler.process(samples)
+        frame = av.AudioFrame.from_ndarray(out.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = OPUS_RATE
+        frame.pts = self._count * OPUS_FRAME
+        frame.time_base = _TIME_BASE
+        self._count += 1
+        return frame
+
+
+def _opus_only() -> list[RTCRtpCodecCapability]:
+    capabilities = RTCRtpSender.getCapabilities("audio").codecs
+    return [codec for codec in capabilities if codec.mimeType.lower() == "audio/opus"]
+
+
+class WebRtcLeg:
+    """One contact's aiortc peer connection; create it inside the worker's event loop."""
+
+    def __init__(
+        self,
+        leg_id: str,
+        tasks: TaskRegistry,
+        *,
+        ice_servers: Sequence[Mapping[str, Any]] = (),
+        host_addresses: Sequence[str] = (),
+    ) -> None:
+        asyncio.get_running_loop()  # aiortc's objects belong to the loop they start in
+        self.id = leg_id
+        self._tasks = tasks
+        self._host_addresses = check_host_addresses(host_addresses)
+        self._pc = RTCPeerConnection(rtc_configuration(ice_servers))
+        self._outgoing = OutgoingAudio()
+        self._received: collections.deque[AudioFrame] = collections.deque(maxlen=RING_FRAMES)
+        self._rx_timestamp = 0
+        self._reader: asyncio.Task[None] | None = None
+        self._ice: RTCIceTransport | None = None
+        self._answered = False
+        self._connected = False
+        self._closing = False
+        self.ended = False
+        self.reason: EndReason | None = None
+        self.on_ended: Callable[[WebRtcLeg], None] | None = None
+        self._pc.on("connectionstatechange", self._on_state)
+
+    @property
+    def state(self) -> str:
+        """The peer connection's state (aiortc's): new, connecting, connected, failed or closed."""
+        return str(self._pc.connectionState)
+
+    async def accept_offer(self, sdp: str) -> str:
+        """Answer the browser's offer; the answer carries every local candidate."""
+        check_offer(sdp)
+        if self._answered or self.ended:
+            raise OfferRejectedError("this leg has answered an offer already (or has ended)")
+        self._answered = True
+        audio: RTCRtpTransceiver = self._pc.addTransceiver(self._outgoing, direction="sendrecv")
+        audio.setCodecPreferences(_opus_only())
+        await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        for transceiver in self._pc.getTransceivers():
+            if transceiver is not audio:
+                transceiver.direction = "inactive"  # video legs come later
+        self._ice = audio.receiver.transport.transport
+        # None when the browser offers no audio of its own (recvonly), whatever aiortc's hint.
+        track: MediaStreamTrack | None = audio.receiver.track
+        if track is not None and self._reader is None:
+            self._reader = self._tasks.spawn(f"webrtc-{self.id}-audio-in", self._read(track))
+        answer = await self._pc.createAnswer()
+        with gathering_on(self._host_addresses):
+            await self._pc.setLocalDescription(answer)
+        return str(self._pc.localDescription.sdp)
+
+    async def add_candidate(
+        self, candidate: str, sdp_mid: str | None = None, sdp_mline_index: int | None = None
+    ) -> None:
+        """Add a candidate the browser trickled; an empty ``candidate`` ends them."""
+        if not candidate:
+            await self._pc.addIceCandidate(None)
+            return
+        if sdp_mid is None and sdp_mline_index is None:
+            sdp_mline_index = 0
+        parsed = candidate_from_sdp(candidate.removeprefix("candidate:"))
+        parsed.sdpMid = sdp_mid
+        parsed.sdpMLineIndex = sdp_mline_index
+        await self._pc.addIceCandidate(parsed)
+
+    def read_frame(self) -> AudioFrame | None:
+        """The oldest frame heard from the customer, or None when none is waiting."""
+        try:
+            return self._received.popleft()
+        except IndexError:
+            return None
+
+    def queued(self) -> int:
+        """Frames waiting to be sent to the customer."""
+        return len(self._outgoing.ring)
+
+    def write_frame(self, frame: AudioFrame) -> None:
+        """Queue a frame for the customer (the oldest is dropped when 200 ms are queued)."""
+        if not self.ended:
+            self._outgoing.ring.append(frame.samples)
+
+    async def close(self) -> None:
+        """End the leg: stop the tracks, close the peer connection and its sockets."""
+        self._closing = True
+        self._end("closed")
+        self._outgoing.stop()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            try:
+                await reader
+            except asyncio.CancelledError:
+                pass
+        await self._pc.close()
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        resampler: Resampler | None = None
+        pending = np.zeros(0, dtype=np.int16)
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if not isinstance(frame, av.AudioFrame):
+                continue
+            if resampler is None or resampler.from_rate != frame.sample_rate:
+                resampler = Resampler(frame.sample_rate, INTERNAL_RATE)
+            pending = np.concatenate((pending, to_internal_rate(frame, resampler)))
+            while len(pending) >= FRAME_SAMPLES:
+                chunk, pending = pending[:FRAME_SAMPLES], pending[FRAME_SAMPLES:]
+                self._received.append(AudioFrame(chunk.copy(), self._rx_timestamp))
+                self._rx_timestamp += FRAME_SAMPLES
+
+    def _on_state(self) -> None:
+        state = self._pc.connectionState
+        if state == "connected":
+            self._connected = True
+            return
+        if state not in ("failed", "closed") or self._closing:
+            return
+        # aiortc 1.16 reports a lost consent as "closed", not "failed": the ICE connection
+        # closes, so DTLS closes, so the peer connection closes itself; only the ICE
+        # transport's own state ("failed", set just before) tells it from a DTLS close_notify.
+        ice_failed = self._ice is not None and self._ice.state == "failed"
+        if self._connected:
+            self._end("consent-expired" if ice_failed else "remote-closed")
+        elif ice_failed:
+            self._end("ice-failed")
+        else:
+            self._end("dtls-failed" if state == "failed" else "remote-closed")
+
+    def _end(self, reason: EndReason) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.reason = reason
+        logger.info("WebRTC leg %s ended: %s", self.id, reason)
+        if self.on_ended is not None:
+            self.on_ended(self)
