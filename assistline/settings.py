@@ -9,6 +9,7 @@ section it needs and never reads the environment itself.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -311,6 +312,9 @@ class WebRtcSettings:
     consent_timeout: float = setting(
         30.0, "seconds without ICE consent before a WebRTC leg and its agent leg are ended"
     )
+    ice_host_addresses: tuple[str, ...] = setting(
+        (), "this machine's IP addresses WebRTC host candidates use; empty: all but loopback"
+    )
 
     def __post_init__(self) -> None:
         for url in self.ice_servers:
@@ -325,6 +329,13 @@ class WebRtcSettings:
             raise ConfigurationError(f"webrtc.turn_ttl must be 60..86400 s, not {self.turn_ttl}")
         if not 10 <= self.token_ttl <= 300:
             raise ConfigurationError(f"webrtc.token_ttl must be 10..300 s, not {self.token_ttl}")
+        for address in self.ice_host_addresses:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ConfigurationError(
+                    f"webrtc.ice_host_addresses must be IP addresses, not {address!r}"
+                ) from None
         if not 5 <= self.consent_timeout <= 40:
             raise ConfigurationError(
                 f"webrtc.consent_timeout must be 5..40 s, not {self.consent_timeout}"

@@ -144,3 +144,20 @@ def _install_host_address_hook() -> None:
 
     aioice.ice.get_host_addresses = get_host_addresses
     _hook_installed = True
+
+
+def set_consent_timeout(seconds: float) -> float:
+    """Make a lost peer fail within ``seconds``, for every peer of this process.
+
+    aioice checks consent every ``CONSENT_INTERVAL`` × (0.8..1.2) s, gives each
+    check 0.5 s, and fails the connection after ``CONSENT_FAILURES`` (6)
+    misses in a row; both are module constants, so the setting is per process
+    (a media worker). The worst case is 6 × (1.2 × interval + 0.5) s, so the
+    interval is chosen to make that ``seconds``. Returns the interval set.
+    """
+    failures = aioice.ice.CONSENT_FAILURES
+    interval = (seconds / failures - 0.5) / 1.2
+    if interval <= 0.5:
+        raise ValueError(f"a consent timeout of {seconds} s is too short for aioice's checks")
+    aioice.ice.CONSENT_INTERVAL = interval
+    return interval

@@ -365,7 +365,8 @@ async def test_the_demo_route_creates_a_sample_contact(
         assert response.status == 201
         created = await response.json()
         base = client.make_url("/")
-        assert created["join_url"] == f"{base}?contact={created['contact']}&token={created['token']}"
+        joined = f"{base}?contact={created['contact']}&token={created['token']}"
+        assert created["join_url"] == joined
         response = await client.post("/api/v1/demo/contacts", json={"media": "video"})
         video = await response.json()
         response = await client.post("/api/v1/demo/contacts", json={"media": "fax"})

@@ -165,3 +165,9 @@ def test_every_setting_has_a_variable_and_help() -> None:
 )
 def test_mask_secret(value: str, shown: str) -> None:
     assert mask_secret(value) == shown
+
+
+def test_ice_host_addresses_must_be_ip_addresses() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(environ={"ASSISTLINE_WEBRTC_ICE_HOST_ADDRESSES": "127.0.0.1,eth0"})
+    assert str(raised.value) == "webrtc.ice_host_addresses must be IP addresses, not 'eth0'"
