@@ -159,5 +159,6 @@ def set_consent_timeout(seconds: float) -> float:
     interval = (seconds / failures - 0.5) / 1.2
     if interval <= 0.5:
         raise ValueError(f"a consent timeout of {seconds} s is too short for aioice's checks")
-    aioice.ice.CONSENT_INTERVAL = interval
+    # aioice declares it an int; it only ever multiplies it by a float.
+    aioice.ice.CONSENT_INTERVAL = interval  # type: ignore[assignment]
     return interval
