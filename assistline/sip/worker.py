@@ -29,21 +29,11 @@ already recorded through Python; with no leg in Python the task sleeps.
 while each still comes as a ``digit`` event. Other incoming calls ring
 (180) and wait for the control process to ``answer`` or ``reject`` them.
 
-**Recording.** ``record`` writes a leg to a new stereo WAV file through
-:class:`~assistline.media.recorder.Recorder` (pause intervals in its JSON
-sidecar): left what the leg sends us, right what it hears (its echo, its
-bridged peer, a prompt). A leg bridged inside pjmedia is recorded there
-(:class:`~assistline.sip.conference.ConferenceRecording`, merged into the
-same stereo file and sidecar when it stops, before the leg's ``hangup``
-event is sent). Otherwise the same 10 ms task queues each side's frames and
-pairs them in order once every leg has been served, so frames of one tick
-meet; a side with nothing for :data:`PAIR_WAIT` is written as silence (see
-:class:`~assistline.sip.worker_media.PairedRecording`). The writes stay on
-the event loop because they are small: measured here, 4.5 µs per stereo
-pair (flush amortised), 0.26 ms to open a recording, 0.2 ms to close
-it, 0.2–0.3 ms per real pause or resume (a sidecar rewrite); a failing
-disk stops that recording (logged), never the media. A leg's recording
-is closed when the leg ends, and every recording when the worker stops.
+**Recording.** ``record``, ``pause_recording`` and ``resume_recording`` are
+run by :class:`~assistline.sip.worker_recording.WorkerRecordings`, which
+says how a leg is recorded; the 10 ms task feeds it the frames of recorded
+legs whose media passes through Python. A leg's recording is closed when
+the leg ends, and every recording when the worker stops.
 
 What the pjsua2 wheel allows (4 calls per process, ~75 call attempts/s,
 media callbacks beside busy Python threads, priorities) was measured and is
@@ -67,7 +57,6 @@ import pjsua2 as pj
 from assistline.media.frame import INTERNAL_RATE, AudioFrame, Samples
 from assistline.media.tones import CALL_PROGRESS_TONES
 from assistline.sip import protocol
-from assistline.sip.conference import ConferenceRecording
 from assistline.sip.digits import CollectError, DigitCollections
 from assistline.sip.leg import SipLeg
 from assistline.sip.pjthread import (
@@ -82,14 +71,8 @@ from assistline.sip.quality import DEFAULT_INTERVAL, report_quality
 from assistline.sip.rtp_timeout import DEFAULT_TIMEOUT, watch_rtp
 from assistline.sip.sipmsg import ECHO_USER, codec_priorities, sip_user, x_headers
 from assistline.sip.trunk import TrunkAccounts, TrunkSetupError
-from assistline.sip.worker_media import (
-    CommandError,
-    PairedRecording,
-    close_recording,
-    open_recorder,
-    prompt_frames,
-    read_wav,
-)
+from assistline.sip.worker_media import CommandError, prompt_frames, read_wav
+from assistline.sip.worker_recording import WorkerRecordings
 
 logger = logging.getLogger(__name__)
 
@@ -170,8 +153,15 @@ class MediaWorker:
         self._echo: set[str] = set()
         self._bridged: dict[str, str] = {}  # leg id -> the leg it hears it
         self._playing: dict[str, Iterator[Samples]] = {}  # leg id -> frames to play
-        self._recordings: dict[str, PairedRecording] = {}  # leg id -> its recording
-        self._conference: dict[str, ConferenceRecording] = {}  # leg id -> its recording
+        self._recordings = WorkerRecordings(
+            self.pjt,
+            self.legs,
+            self._bridged,
+            bridge_rate,
+            send=self._send,
+            finish=self._finish,
+            pj_call=self._pj_call,
+        )
         self._collections = DigitCollections(self._send)
         self._direct: set[str] = set()  # legs bridged inside pjmedia
         self._python_media = asyncio.Event()  # set while any leg's frames pass through Python
@@ -268,7 +258,7 @@ class MediaWorker:
             self.legs.pop(event.leg, None)
             self._echo.discard(event.leg)
             self._playing.pop(event.leg, None)
-            self._stop_recording(event.leg)
+            self._recordings.stop(event.leg)
             self._collections.ended(event.leg)
             other = self._bridged.pop(event.leg, None)
             if other is not None:
@@ -281,10 +271,8 @@ class MediaWorker:
                     self._finish(self._pj_call(peer.pj_go_python))
             # Every ending may leave no leg in Python: the media loop sleeps then.
             self._update_python_media()
-            conference = self._conference.pop(event.leg, None)
-            if conference is not None:
-                # The leg's hangup event follows its complete recording.
-                self._finish(self._close_conference(conference, event))
+            # The leg's hangup event follows its complete recording.
+            if self._recordings.send_after(event):
                 return
         self._send(event)
 
@@ -299,21 +287,8 @@ class MediaWorker:
         except Exception as error:  # noqa: BLE001 - the leg may be gone meanwhile
             logger.warning("media change failed: %s", pj_error_text(error))
 
-    async def _close_conference(
-        self, conference: ConferenceRecording, event: protocol.Event | None
-    ) -> None:
-        try:
-            if self.pjt.running:
-                await self._pj_call(lambda: conference.pj_stop(self.pjt.forget))
-            await asyncio.to_thread(conference.merge)
-        except (OSError, ValueError) as error:
-            logger.error("recording %s failed: %s", conference.recorder.path, error)
-        finally:
-            if event is not None:
-                self._send(event)
-
     def _update_python_media(self) -> None:
-        if self._recordings or any(leg not in self._direct for leg in self.legs):
+        if self._recordings.paired or any(leg not in self._direct for leg in self.legs):
             self._python_media.set()
         else:
             self._python_media.clear()
@@ -356,11 +331,7 @@ class MediaWorker:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.pjt.stop()
-            for leg_id in list(self._recordings):
-                self._stop_recording(leg_id)
-            # pjsua2 is gone, so are the writers: merge what they wrote.
-            for leg_id in list(self._conference):
-                self._finish(self._close_conference(self._conference.pop(leg_id), None))
+            self._recordings.close_all()
             await asyncio.gather(*self._finishing, return_exceptions=True)
             if self._writer is not None:
                 self._writer.close()
@@ -381,14 +352,15 @@ class MediaWorker:
 
         A bridged leg's frames go to the leg it is bridged to; the echo
         extension's legs get their own frames back. A recorded leg's frames
-        in and out are queued on its :class:`_Recording`, then written once
+        in and out are queued on its
+        :class:`~assistline.sip.worker_media.PairedRecording`, then written once
         every leg has been served, so frames of the same tick meet.
         """
         while True:
             await self._python_media.wait()
             await asyncio.sleep(0.01)
             now = time.monotonic()
-            recordings = self._recordings
+            recordings = self._recordings.paired
             for leg in list(self.legs.values()):
                 if leg.id in self._direct:
                     continue
@@ -412,38 +384,13 @@ class MediaWorker:
                         del self._playing[leg.id]
                         break
                     self._send_frame(leg, AudioFrame(samples, 0), now)
-            for leg_id, recording in list(recordings.items()):
-                try:
-                    recording.write(now)
-                except (OSError, ValueError) as error:
-                    logger.error("recording of %s failed, stopped: %s", leg_id, error)
-                    self._stop_recording(leg_id)
+            self._recordings.write(now)
 
     def _send_frame(self, leg: SipLeg, frame: AudioFrame, now: float) -> None:
         leg.write_frame(frame)
-        recording = self._recordings.get(leg.id)
+        recording = self._recordings.paired.get(leg.id)
         if recording is not None:
             recording.heard.append((now, frame))
-
-    async def _record_conference(self, leg: SipLeg, path: str) -> None:
-        peer = self.legs.get(self._bridged[leg.id])
-        if peer is None:
-            raise CommandError(409, f"leg {leg.id} has no bridged peer to record")
-        conference = ConferenceRecording(open_recorder(path), self.bridge_rate)
-
-        def start() -> None:
-            audio, peer_audio = leg.pj_audio(), peer.pj_audio()
-            if audio is None or peer_audio is None:
-                raise CommandError(409, f"leg {leg.id} has no audio to record yet")
-            conference.pj_start(self.pjt.hold, audio, peer_audio)
-
-        try:
-            await self.pjt.run(start)
-        except BaseException:
-            await self._pj_call(lambda: conference.pj_stop(self.pjt.forget))
-            conference.discard()
-            raise
-        self._conference[leg.id] = conference
 
     async def _place_call(self, command: protocol.PlaceCall) -> str:
         # pjsua frees an ended call's slot a moment after its hang-up event:
@@ -456,17 +403,6 @@ class MediaWorker:
                 if error.code != 503 or asyncio.get_running_loop().time() > deadline:
                     raise
             await asyncio.sleep(0.02)
-
-    def _recording(self, leg_id: str) -> PairedRecording:
-        recording = self._recordings.get(self._leg(leg_id).id)
-        if recording is None:
-            raise CommandError(404, f"leg {leg_id} is not being recorded")
-        return recording
-
-    def _stop_recording(self, leg_id: str) -> None:
-        recording = self._recordings.pop(leg_id, None)
-        if recording is not None:
-            close_recording(recording, leg_id)
 
     async def _commands(self, reader: asyncio.StreamReader) -> None:
         decoder = protocol.Decoder("to_worker")
@@ -533,7 +469,7 @@ class MediaWorker:
                 self._playing.pop(b.id, None)
                 self._bridged[a.id], self._bridged[b.id] = b.id, a.id
                 await run(lambda: self._awaiting_agent.difference_update((a.id, b.id)))
-                if a.id not in self._recordings and b.id not in self._recordings:
+                if a.id not in self._recordings.paired and b.id not in self._recordings.paired:
                     await run(lambda: _pj_pair(a, b))
                     self._direct.update((a.id, b.id))
                     self._update_python_media()
@@ -563,24 +499,14 @@ class MediaWorker:
                     raise CommandError(400, str(error)) from None
             case protocol.Record(leg=leg_id, path=path):
                 leg = self._leg(leg_id)
-                if leg.id in self._recordings or leg.id in self._conference:
-                    raise CommandError(409, f"leg {leg.id} is already being recorded")
-                if leg.id in self._direct:
-                    await self._record_conference(leg, path)
-                else:
-                    self._recordings[leg.id] = PairedRecording(open_recorder(path))
-                    self._update_python_media()
-            case protocol.PauseRecording(leg=leg_id) if leg_id in self._conference:
-                await run(self._conference[leg_id].pj_pause)
-            case protocol.ResumeRecording(leg=leg_id) if leg_id in self._conference:
-                await run(self._conference[leg_id].pj_resume)
+                direct = leg.id in self._direct
+                await self._recordings.record(leg, path, direct=direct)
+                if not direct:
+                    self._update_python_media()  # its frames pass through Python now
             case protocol.PauseRecording(leg=leg_id):
-                self._recording(leg_id).recorder.pause()
+                await self._recordings.pause(leg_id)
             case protocol.ResumeRecording(leg=leg_id):
-                recording = self._recording(leg_id)
-                # Frames queued before the resume were heard while paused: silence.
-                recording.write(None)
-                recording.recorder.resume()
+                await self._recordings.resume(leg_id)
             case _:
                 raise CommandError(400, f"{type(message).TYPE} is not a command")
         return ""
