@@ -39,7 +39,7 @@ from typing import Protocol
 
 from assistline.errors import AssistlineError
 from assistline.settings import SipSettings
-from assistline.sip import protocol
+from assistline.sip import protocol, protocol_wire
 from assistline.tasks import TaskRegistry
 
 logger = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ class WorkerPool:
         self._stopping = True
         for worker in self.workers.values():
             if worker.writer is not None and not worker.writer.is_closing():
-                worker.writer.write(protocol.encode(protocol.Stop(next(self._ids))))
+                worker.writer.write(protocol_wire.encode(protocol.Stop(next(self._ids))))
         await asyncio.gather(*(self._reap(w) for w in self.workers.values()))
         for worker in self.workers.values():
             if worker.writer is not None:
@@ -311,7 +311,7 @@ class WorkerPool:
     # ------------------------------------------------------ the control socket
 
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        decoder = protocol.Decoder("to_control")
+        decoder = protocol_wire.Decoder("to_control")
         worker: Worker | None = None
         try:
             while data := await reader.read(65536):
@@ -371,7 +371,7 @@ class WorkerPool:
                 logger.error("media worker %s refused its set-up: %s", worker.id, error)
 
         future.add_done_callback(done)
-        writer.write(protocol.encode(make(request)))
+        writer.write(protocol_wire.encode(make(request)))
 
     def _received(self, worker: Worker, message: protocol.Message) -> None:
         worker.last_seen = self._clock()
@@ -445,7 +445,7 @@ class WorkerPool:
         request = next(self._ids)
         future: asyncio.Future[protocol.Result] = asyncio.get_running_loop().create_future()
         self._pending[request] = (worker, future)
-        worker.writer.write(protocol.encode(make(request)))
+        worker.writer.write(protocol_wire.encode(make(request)))
         try:
             return await asyncio.wait_for(future, timeout)
         finally:

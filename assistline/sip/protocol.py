@@ -4,9 +4,10 @@ A media worker connects to the control process's Unix socket and both sides
 exchange **one JSON object per line** (UTF-8, newline-terminated, at most
 :data:`MAX_LINE` bytes). Every object has a ``"type"``; the other keys are
 exactly the fields listed below (a missing or unknown key is an error, so a
-typo never passes silently). This module is sans-IO: :func:`encode` turns a
-message into bytes and a :class:`Decoder` turns bytes, fed in any chunking,
-back into messages, raising :class:`ProtocolError` naming what was wrong.
+typo never passes silently). This module holds the messages;
+:mod:`assistline.sip.protocol_wire` (sans-IO) encodes them and decodes bytes,
+fed in any chunking, back into messages, raising :class:`ProtocolError`
+naming what was wrong.
 
 Version :data:`VERSION` = 1. The worker's first line is ``hello``; the
 control process closes the connection when the version is not its own.
@@ -93,11 +94,8 @@ language can speak it.
 from __future__ import annotations
 
 import dataclasses
-import json
-import types
 import typing
-from collections.abc import Callable, Iterator
-from typing import Any, ClassVar, Literal, Union
+from typing import Any, ClassVar, Literal
 
 from assistline.errors import AssistlineError
 
@@ -439,160 +437,8 @@ Event = (
 )
 Message = Hello | Command | Event
 
-_CLASSES: tuple[type[Any], ...] = (Hello, *typing.get_args(Command), *typing.get_args(Event))
+CLASSES: tuple[type[Any], ...] = (Hello, *typing.get_args(Command), *typing.get_args(Event))
 #: Message classes by type, for each direction ("hangup" is both a command and an event).
 TO_WORKER: dict[str, type[Any]] = {cls.TYPE: cls for cls in typing.get_args(Command)}
 TO_CONTROL: dict[str, type[Any]] = {cls.TYPE: cls for cls in (Hello, *typing.get_args(Event))}
 Direction = Literal["to_worker", "to_control"]
-
-
-def encode(message: Message) -> bytes:
-    """One message as one JSON line."""
-    cls = type(message)
-    if cls not in _FIELDS:
-        raise TypeError(f"{cls.__name__} is not a protocol message")
-    body: dict[str, Any] = {"type": cls.TYPE}
-    for name, *_ in _FIELDS[cls]:
-        value = getattr(message, name)
-        body[name] = [list(pair) for pair in value] if name == "headers" else value
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-
-
-#: Checks a field's JSON value (``where`` names it in errors) and returns its Python shape.
-_Checker = Callable[[str, Any], Any]
-
-
-def _checker(hint: Any) -> _Checker:
-    """The check for a field typed ``hint``, built once per field (parsing is per message)."""
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        options = [_checker(option) for option in typing.get_args(hint)]
-
-        def check_union(where: str, value: Any) -> Any:
-            for option in options:
-                try:
-                    return option(where, value)
-                except ProtocolError:
-                    continue
-            raise ProtocolError(f"{where} has the wrong type ({type(value).__name__})")
-
-        return check_union
-    if origin is Literal:
-        allowed = typing.get_args(hint)
-
-        def check_literal(where: str, value: Any) -> Any:
-            if value not in allowed:
-                raise ProtocolError(f"{where} must be one of {', '.join(allowed)}")
-            return value
-
-        return check_literal
-    if hint in _SCALARS:
-        return _scalar(hint, _SCALARS[hint])
-    if hint == Headers:
-        return _check_headers
-    raise TypeError(f"no check for {hint!r}")  # pragma: no cover - a bug in this module
-
-
-#: Exact types: JSON gives exact ones, and True must not pass for an integer.
-_SCALARS = {
-    type(None): "must be null",
-    int: "must be an integer",
-    bool: "must be true or false",
-    str: "must be a string",
-}
-
-
-def _scalar(kind: type[Any], error: str) -> _Checker:
-    def check(where: str, value: Any) -> Any:
-        if type(value) is not kind:
-            raise ProtocolError(f"{where} {error}")
-        return value
-
-    return check
-
-
-def _check_headers(where: str, value: Any) -> Headers:
-    if not isinstance(value, list) or not all(
-        isinstance(pair, list) and len(pair) == 2 and all(isinstance(s, str) for s in pair)
-        for pair in value
-    ):
-        raise ProtocolError(f"{where} must be a list of [name, value] strings")
-    return tuple((pair[0], pair[1]) for pair in value)
-
-
-#: Per message class, in field order: (name, "kind.name", required, check).
-def _field_checks(cls: type[Any]) -> tuple[tuple[str, str, bool, _Checker], ...]:
-    """(name, "kind.name", required, check) for each field of ``cls``, in order."""
-    hints, required = typing.get_type_hints(cls), dataclasses.MISSING
-    return tuple(
-        (f.name, f"{cls.TYPE}.{f.name}", f.default is required, _checker(hints[f.name]))
-        for f in dataclasses.fields(cls)
-    )
-
-
-_FIELDS = {cls: _field_checks(cls) for cls in _CLASSES}
-_NAMES = {cls: {field[0] for field in fields} for cls, fields in _FIELDS.items()}
-
-
-def parse(line: bytes, direction: Direction) -> Message:
-    """One JSON line (without its terminator) sent in ``direction``, as a message."""
-    try:
-        body = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ProtocolError("line is not JSON") from None
-    if not isinstance(body, dict):
-        raise ProtocolError("line is not a JSON object")
-    kind = body.pop("type", None)
-    if not isinstance(kind, str):
-        raise ProtocolError("message has no type")
-    cls = (TO_WORKER if direction == "to_worker" else TO_CONTROL).get(kind)
-    if cls is None:
-        raise ProtocolError(f"unknown message type {kind[:40]!r} {direction.replace('_', ' ')}")
-    if not _NAMES[cls] >= body.keys():
-        unknown = sorted(set(body) - _NAMES[cls])
-        raise ProtocolError(f"{kind} has unknown field {unknown[0][:40]!r}")
-    values: dict[str, Any] = {}
-    for name, where, required, check in _FIELDS[cls]:
-        if name not in body:
-            if required:
-                raise ProtocolError(f"{kind} lacks field {name!r}")
-            continue
-        values[name] = check(where, body[name])
-    message: Message = cls(**values)
-    if isinstance(message, Play) and (message.file is None) == (message.tone is None):
-        raise ProtocolError("play needs exactly one of file and tone")
-    return message
-
-
-class Decoder:
-    """Streaming decoder: feed bytes as they arrive, get whole messages back.
-
-    ``direction`` is the direction of the bytes fed: a worker decodes
-    ``"to_worker"`` (commands), the control process ``"to_control"``.
-    """
-
-    def __init__(self, direction: Direction) -> None:
-        self.direction: Direction = direction
-        self._buffer = bytearray()
-
-    def feed(self, data: bytes) -> Iterator[Message]:
-        """Messages completed by ``data``; raises ProtocolError at the first bad line."""
-        self._buffer += data
-        while True:
-            end = self._buffer.find(b"\n")
-            if end < 0:
-                if len(self._buffer) >= MAX_LINE:
-                    self._buffer.clear()
-                    raise ProtocolError(f"line longer than {MAX_LINE} bytes")
-                return
-            if end + 1 > MAX_LINE:
-                del self._buffer[: end + 1]
-                raise ProtocolError(f"line longer than {MAX_LINE} bytes")
-            line = bytes(self._buffer[:end])
-            del self._buffer[: end + 1]
-            yield parse(line, self.direction)
-
-    @property
-    def pending(self) -> int:
-        """Bytes received but not yet a whole line."""
-        return len(self._buffer)

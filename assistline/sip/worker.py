@@ -56,7 +56,7 @@ import pjsua2 as pj
 
 from assistline.media.frame import INTERNAL_RATE, AudioFrame, Samples
 from assistline.media.tones import CALL_PROGRESS_TONES
-from assistline.sip import protocol
+from assistline.sip import protocol, protocol_wire
 from assistline.sip.digits import CollectError, DigitCollections
 from assistline.sip.leg import SipLeg
 from assistline.sip.pjthread import (
@@ -295,7 +295,7 @@ class MediaWorker:
 
     def _send(self, message: protocol.Message) -> None:
         if self._writer is not None and not self._writer.is_closing():
-            self._writer.write(protocol.encode(message))
+            self._writer.write(protocol_wire.encode(message))
         elif not isinstance(message, protocol.Health):
             logger.info("event %r", message)  # Digit's repr masks the digit
 
@@ -405,7 +405,7 @@ class MediaWorker:
             await asyncio.sleep(0.02)
 
     async def _commands(self, reader: asyncio.StreamReader) -> None:
-        decoder = protocol.Decoder("to_worker")
+        decoder = protocol_wire.Decoder("to_worker")
         try:
             while data := await reader.read(65536):
                 for message in decoder.feed(data):

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from assistline.sip import protocol
+from assistline.sip import protocol, protocol_wire
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 SIPP = shutil.which("sipp")
@@ -70,7 +70,7 @@ class Control:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
         self._connected.set()
-        decoder = protocol.Decoder("to_control")
+        decoder = protocol_wire.Decoder("to_control")
         while data := await reader.read(65536):
             for message in decoder.feed(data):
                 self.seen.append(message)
@@ -80,7 +80,7 @@ class Control:
         """Send a command to the worker."""
         await asyncio.wait_for(self._connected.wait(), 10)
         assert self._writer is not None
-        self._writer.write(protocol.encode(message))
+        self._writer.write(protocol_wire.encode(message))
         await self._writer.drain()
 
     async def expect(

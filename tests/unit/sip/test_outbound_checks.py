@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assistline.settings import TrunkSettings
-from assistline.sip import protocol
+from assistline.sip import protocol, protocol_wire
 from assistline.sip.outbound import (
     MAX_HEADERS,
     CallRequestError,
@@ -94,11 +94,11 @@ def test_unregistered_trunk_never_registers() -> None:
 
 def test_trunk_command_round_trips_and_its_repr_masks_the_password() -> None:
     command = protocol.Trunk(3, "carrier.example:5080", "acme", "tr7nk-s3cret", "sip:e;lr", "", 60)
-    line = protocol.encode(command)
-    assert protocol.parse(line[:-1], "to_worker") == command
+    line = protocol_wire.encode(command)
+    assert protocol_wire.parse(line[:-1], "to_worker") == command
     assert "tr7nk-s3cret" not in repr(command)
     assert "password=<masked>" in repr(command)
-    assert protocol.parse(
+    assert protocol_wire.parse(
         b'{"type":"trunk","id":1,"address":"a","username":"u","password":"p"}', "to_worker"
     ) == protocol.Trunk(1, "a", "u", "p")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from assistline.sip import protocol
-from assistline.sip.protocol import Decoder, ProtocolError, encode, parse
+from assistline.sip.protocol import ProtocolError
+from assistline.sip.protocol_wire import Decoder, encode, parse
 
 COMMANDS: list[protocol.Message] = [
     protocol.Answer(1, "w1-1"),
