@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Protocol
 
 from assistline.errors import AssistlineError
-from assistline.settings import SipSettings
+from assistline.settings import SipSettings, WebRtcSettings
 from assistline.sip import protocol, protocol_wire
 from assistline.tasks import TaskRegistry
 
@@ -145,9 +145,15 @@ class WorkerPool:
 
     @classmethod
     def from_settings(
-        cls, settings: SipSettings, socket_path: Path, on_event: EventSink, tasks: TaskRegistry
+        cls,
+        settings: SipSettings,
+        socket_path: Path,
+        on_event: EventSink,
+        tasks: TaskRegistry,
+        webrtc: WebRtcSettings | None = None,
     ) -> WorkerPool:
-        """A pool sized and configured by the ``[sip]`` settings."""
+        """A pool sized and configured by the ``[sip]`` (and ``[webrtc]``) settings."""
+        webrtc = webrtc or WebRtcSettings()
         args = [
             *("--codecs", ",".join(settings.codecs)),
             *("--media-timeout", str(settings.media_timeout)),
@@ -155,7 +161,10 @@ class WorkerPool:
             *("--quality-interval", str(settings.quality_interval)),
             *("--jitter-discard", settings.jitter_discard),
             *("--jitter-max-ms", str(settings.jitter_max_ms)),
+            *("--consent-timeout", str(webrtc.consent_timeout)),
         ]
+        if webrtc.ice_host_addresses:
+            args += ["--ice-host-addresses", ",".join(webrtc.ice_host_addresses)]
         if settings.public_address:
             args += ["--public-address", settings.public_address]
         return cls(

@@ -55,10 +55,21 @@ carrying the same ``id``:
   ``place_call`` uses for destinations at ``address`` (409 when one is set
   up already, 400 for a bad address). The control process sends it
   right after ``hello``
+- ``webrtc_offer`` id, contact, sdp (the page's offer: DTLS-SRTP, checked by
+  the control process first), ice_servers (list of [url, username,
+  credential]; "" for none): a WebRTC leg (:mod:`assistline.webrtc`) for the
+  contact; the ``result`` carries the new leg id and the answer in ``sdp``.
+  It is refused 503 unless a call slot is free for its agent leg
+- ``webrtc_candidate`` id, leg, candidate ("" ends them), sdp_mid,
+  sdp_mline_index (each may be null): a candidate the page trickled. A
+  WebRTC leg takes ``bridge`` (through Python), ``hangup`` and nothing else
+  yet; it reports ``answered`` when its media connects and ``hangup`` when
+  it ends (status 408 when its page stopped answering ICE consent checks)
 
 Worker → control events:
 
-- ``result`` id, leg ("" when the command made none)
+- ``result`` id, leg ("" when the command made none), sdp (a
+  ``webrtc_offer``'s answer; otherwise "")
 - ``error`` id, code (SIP-like status: 400 bad command, 404 unknown leg
   or no recording, 409 conflict (leg already bridged or recorded, file
   exists), 501 not implemented, 503 full), message
@@ -108,6 +119,8 @@ SLOTS_PER_CALL = 2
 MAX_LINE = 65_536
 
 Headers = tuple[tuple[str, str], ...]
+#: A WebRTC leg's ICE servers: (url, username, credential), "" where none.
+IceServers = tuple[tuple[str, str, str], ...]
 DtmfMethod = Literal["rfc4733", "info", "inband"]
 CollectOutcome = Literal["max_digits", "terminator", "timeout", "no_input", "hangup"]
 
@@ -277,6 +290,29 @@ class Trunk:
         )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class WebRtcOffer:
+    """Create a WebRTC leg answering a page's offer."""
+
+    TYPE: ClassVar[str] = "webrtc_offer"
+    id: int
+    contact: str
+    sdp: str
+    ice_servers: IceServers = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WebRtcCandidate:
+    """A candidate a WebRTC leg's page trickled ("" ends them)."""
+
+    TYPE: ClassVar[str] = "webrtc_candidate"
+    id: int
+    leg: str
+    candidate: str
+    sdp_mid: str | None = None
+    sdp_mline_index: int | None = None
+
+
 Command = (
     Answer
     | Reject
@@ -291,6 +327,8 @@ Command = (
     | SendDtmf
     | Stop
     | Trunk
+    | WebRtcOffer
+    | WebRtcCandidate
 )
 
 # ------------------------------------------------------------------- events
@@ -298,11 +336,12 @@ Command = (
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Result:
-    """A command succeeded; ``leg`` is the leg it made, if any."""
+    """A command succeeded; ``leg`` is the leg it made, if any (``sdp``: a WebRTC answer)."""
 
     TYPE: ClassVar[str] = "result"
     id: int
     leg: str = ""
+    sdp: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from assistline.sip.protocol import (
     TO_WORKER,
     Direction,
     Headers,
+    IceServers,
     Message,
     Play,
     ProtocolError,
@@ -38,7 +39,7 @@ def encode(message: Message) -> bytes:
     body: dict[str, Any] = {"type": cls.TYPE}
     for name, *_ in _FIELDS[cls]:
         value = getattr(message, name)
-        body[name] = [list(pair) for pair in value] if name == "headers" else value
+        body[name] = [list(item) for item in value] if name in _LISTS else value
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
@@ -74,6 +75,8 @@ def _checker(hint: Any) -> _Checker:
         return _scalar(hint, _SCALARS[hint])
     if hint == Headers:
         return _check_headers
+    if hint == IceServers:
+        return _check_ice_servers
     raise TypeError(f"no check for {hint!r}")  # pragma: no cover - a bug in this module
 
 
@@ -102,6 +105,19 @@ def _check_headers(where: str, value: Any) -> Headers:
     ):
         raise ProtocolError(f"{where} must be a list of [name, value] strings")
     return tuple((pair[0], pair[1]) for pair in value)
+
+
+def _check_ice_servers(where: str, value: Any) -> IceServers:
+    if not isinstance(value, list) or not all(
+        isinstance(item, list) and len(item) == 3 and all(isinstance(s, str) for s in item)
+        for item in value
+    ):
+        raise ProtocolError(f"{where} must be a list of [url, username, credential] strings")
+    return tuple((item[0], item[1], item[2]) for item in value)
+
+
+#: Fields whose tuples of tuples travel as JSON lists of lists.
+_LISTS = frozenset({"headers", "ice_servers"})
 
 
 #: Per message class, in field order: (name, "kind.name", required, check).

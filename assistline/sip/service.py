@@ -106,7 +106,9 @@ async def sip_service(
     recordings_dir = settings.store.data_dir / "recordings"
     recordings_dir.mkdir(parents=True, exist_ok=True)
     router = CallRouter(tasks, CallRecords(database.pool, tasks))
-    pool = WorkerPool.from_settings(sip, directory / "workers.sock", router, tasks)
+    pool = WorkerPool.from_settings(
+        sip, directory / "workers.sock", router, tasks, settings.webrtc
+    )
     if kamailio is None:
         logger.warning("%s", missing_kamailio_message(settings))
         pool = WorkerPool(

@@ -25,6 +25,8 @@ or tone is kept :data:`PLAY_AHEAD` frames ahead of pjmedia's clock.
 (:mod:`assistline.sip.conference`: no frame crosses into Python, measured
 ~4 % of a core per bridged call the other way), unless one of them is
 already recorded through Python; with no leg in Python the task sleeps.
+A customer's WebRTC leg (``webrtc_offer``, :mod:`assistline.sip.worker_webrtc`)
+is bridged to a SIP leg through that task too.
 ``collect_digits`` gathers a leg's digits (:mod:`assistline.sip.digits`)
 while each still comes as a ``digit`` event. Other incoming calls ring
 (180) and wait for the control process to ``answer`` or ``reject`` them.
@@ -50,7 +52,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import pjsua2 as pj
 
@@ -73,6 +75,7 @@ from assistline.sip.sipmsg import ECHO_USER, codec_priorities, sip_user, x_heade
 from assistline.sip.trunk import TrunkAccounts, TrunkSetupError
 from assistline.sip.worker_media import CommandError, prompt_frames, read_wav
 from assistline.sip.worker_recording import WorkerRecordings
+from assistline.sip.worker_webrtc import WorkerWebRtc
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +121,8 @@ class MediaWorker:
         bridge_rate: int = 8000,
         quality_interval: float = DEFAULT_INTERVAL,
         jitter: JitterBuffer = DEFAULT_JITTER,
+        ice_host_addresses: Sequence[str] = (),
+        consent_timeout: float | None = None,
     ) -> None:
         self.id = worker_id
         self.sip_port = sip_port
@@ -161,6 +166,14 @@ class MediaWorker:
             send=self._send,
             finish=self._finish,
             pj_call=self._pj_call,
+        )
+        self.webrtc = WorkerWebRtc(
+            self._numbers,
+            worker_id,
+            self._event,
+            self._reserve_agent_slot,
+            host_addresses=ice_host_addresses,
+            consent_timeout=consent_timeout,
         )
         self._collections = DigitCollections(self._send)
         self._direct: set[str] = set()  # legs bridged inside pjmedia
@@ -215,6 +228,18 @@ class MediaWorker:
         self.pjt.emit(self._event, protocol.IncomingCall(leg.id, from_uri, to_uri, headers))
         leg.pj_answer(200 if echo else 180)
 
+    async def _reserve_agent_slot(self, leg_id: str) -> bool:
+        """Keep a call slot for the agent leg a WebRTC leg will be bridged to."""
+
+        def reserve() -> bool:
+            held = max(len(self._active), pjsua_call_slots())
+            if held + len(self._awaiting_agent) >= self.capacity:
+                return False
+            self._awaiting_agent.add(leg_id)
+            return True
+
+        return await self.pjt.run(reserve)
+
     def _pj_ended(self, leg: SipLeg) -> None:
         self._active.discard(leg.id)
         self._awaiting_agent.discard(leg.id)
@@ -264,6 +289,8 @@ class MediaWorker:
             if other is not None:
                 self._bridged.pop(other, None)
             self._direct.discard(event.leg)
+            if event.leg not in self._active:  # a WebRTC leg: the slot it kept is free
+                self._finish(self._pj_call(lambda: self._awaiting_agent.discard(event.leg)))
             if other is not None and other in self._direct:
                 self._direct.discard(other)
                 peer = self.legs.get(other)
@@ -288,7 +315,8 @@ class MediaWorker:
             logger.warning("media change failed: %s", pj_error_text(error))
 
     def _update_python_media(self) -> None:
-        if self._recordings.paired or any(leg not in self._direct for leg in self.legs):
+        python = any(leg not in self._direct for leg in self.legs)
+        if self._recordings.paired or self.webrtc.legs or python:
             self._python_media.set()
         else:
             self._python_media.clear()
@@ -301,8 +329,8 @@ class MediaWorker:
 
     @property
     def calls(self) -> int:
-        """Calls up now."""
-        return len(self._active)
+        """Calls up now (a WebRTC leg counts: its agent leg's slot is kept for it)."""
+        return len(self._active) + len(self.webrtc.legs)
 
     async def run(self) -> None:
         """Start pjsua2, serve until stopped, then shut everything down."""
@@ -330,6 +358,7 @@ class MediaWorker:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.webrtc.close_all()
             await self.pjt.stop()
             self._recordings.close_all()
             await asyncio.gather(*self._finishing, return_exceptions=True)
@@ -365,9 +394,9 @@ class MediaWorker:
                 if leg.id in self._direct:
                     continue
                 peer_id = self._bridged.get(leg.id)
-                target = leg if leg.id in self._echo else None
+                target: FrameSink | None = leg if leg.id in self._echo else None
                 if peer_id is not None:
-                    target = self.legs.get(peer_id)
+                    target = self.legs.get(peer_id) or self.webrtc.legs.get(peer_id)
                 recording = recordings.get(leg.id)
                 while (frame := leg.read_frame()) is not None:
                     for digit in leg.inband_digits(frame):
@@ -384,9 +413,14 @@ class MediaWorker:
                         del self._playing[leg.id]
                         break
                     self._send_frame(leg, AudioFrame(samples, 0), now)
+            for customer in list(self.webrtc.legs.values()):  # bridged to SIP legs only
+                agent = self.legs.get(self._bridged.get(customer.id, ""))
+                while (frame := customer.read_frame()) is not None:
+                    if agent is not None:
+                        self._send_frame(agent, frame, now)
             self._recordings.write(now)
 
-    def _send_frame(self, leg: SipLeg, frame: AudioFrame, now: float) -> None:
+    def _send_frame(self, leg: FrameSink, frame: AudioFrame, now: float) -> None:
         leg.write_frame(frame)
         recording = self._recordings.paired.get(leg.id)
         if recording is not None:
@@ -418,12 +452,28 @@ class MediaWorker:
     async def _execute(self, message: protocol.Message) -> protocol.Event:
         command_id = getattr(message, "id", 0)
         try:
+            if isinstance(message, protocol.WebRtcOffer):
+                return protocol.Result(command_id, *await self.webrtc.offer(message))
             leg_id = await self._dispatch(message)
         except CommandError as error:
             return protocol.Error(command_id, error.code, error.text)
         except Exception as error:  # noqa: BLE001 - pjsua2 errors go back to the caller
             return protocol.Error(command_id, 500, pj_error_text(error))
         return protocol.Result(command_id, leg_id)
+
+    async def _bridge_webrtc(self, leg_a: str, leg_b: str) -> None:
+        """A WebRTC leg and a SIP leg hear each other through the 10 ms media task."""
+        customer_id, agent_id = (leg_a, leg_b) if leg_a in self.webrtc.legs else (leg_b, leg_a)
+        agent = self._leg(agent_id)
+        if customer_id in self._bridged or agent.id in self._bridged:
+            raise CommandError(409, "a leg is bridged to one other leg at most")
+        if agent.id in self._direct or agent.id in self._recordings.conference:
+            raise CommandError(409, f"leg {agent.id} is bridged inside pjmedia")
+        self._echo.discard(agent.id)
+        self._playing.pop(agent.id, None)
+        self._bridged[customer_id], self._bridged[agent.id] = agent.id, customer_id
+        await self.pjt.run(lambda: self._awaiting_agent.difference_update((agent_id, customer_id)))
+        self._update_python_media()
 
     def _leg(self, leg_id: str) -> SipLeg:
         leg = self.legs.get(leg_id)
@@ -442,6 +492,12 @@ class MediaWorker:
                 if not 400 <= status <= 699:
                     raise CommandError(400, "reject status must be 400..699")
                 await run(lambda: leg.pj_answer(status, reason))
+            case protocol.Hangup(leg=leg_id) if leg_id in self.webrtc.legs:
+                await self.webrtc.hangup(leg_id)
+            case protocol.WebRtcCandidate():
+                await self.webrtc.candidate(message)
+            case protocol.Bridge() if self.webrtc.has(message.leg_a, message.leg_b):
+                await self._bridge_webrtc(message.leg_a, message.leg_b)
             case protocol.Hangup(leg=leg_id, cause=cause):
                 leg = self._leg(leg_id)
                 await run(lambda: leg.pj_hangup(cause))
@@ -510,6 +566,15 @@ class MediaWorker:
             case _:
                 raise CommandError(400, f"{type(message).TYPE} is not a command")
         return ""
+
+
+class FrameSink(Protocol):
+    """Where the media task writes frames: a SIP leg's port or a WebRTC leg's track."""
+
+    id: str
+
+    def write_frame(self, frame: AudioFrame) -> None:
+        """Queue one internal-rate frame."""
 
 
 def _pj_pair(a: SipLeg, b: SipLeg) -> None:

@@ -49,6 +49,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--quality-interval", type=float, default=10.0, help="s between quality reports; 0: at end"
     )
     parser.add_argument(
+        "--ice-host-addresses", default="", help="addresses of WebRTC host candidates (comma)"
+    )
+    parser.add_argument(
+        "--consent-timeout", type=float, help="end WebRTC legs after this many s without consent"
+    )
+    parser.add_argument(
         "--parent", type=int, default=0, help="exit when this process (the server) dies"
     )
     return parser.parse_args(argv)
@@ -68,6 +74,8 @@ async def _main(args: argparse.Namespace) -> None:
         bridge_rate=args.bridge_rate,
         quality_interval=args.quality_interval,
         jitter=JitterBuffer(args.jitter_discard, args.jitter_max_ms),
+        ice_host_addresses=[a.strip() for a in args.ice_host_addresses.split(",") if a.strip()],
+        consent_timeout=args.consent_timeout,
     )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

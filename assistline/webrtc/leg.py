@@ -215,6 +215,8 @@ class WebRtcLeg:
         self.ended = False
         self.reason: EndReason | None = None
         self.on_ended: Callable[[WebRtcLeg], None] | None = None
+        #: Called once, when ICE and DTLS are up and media can flow.
+        self.on_connected: Callable[[WebRtcLeg], None] | None = None
         self._pc.on("connectionstatechange", self._on_state)
 
     @property
@@ -309,6 +311,8 @@ class WebRtcLeg:
     def _on_state(self) -> None:
         state = self._pc.connectionState
         if state == "connected":
+            if not self._connected and self.on_connected is not None:
+                self.on_connected(self)
             self._connected = True
             return
         if state not in ("failed", "closed") or self._closing:

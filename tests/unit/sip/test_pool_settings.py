@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from assistline.settings import SipSettings
+from assistline.settings import SipSettings, WebRtcSettings
 from assistline.sip import protocol
 from assistline.sip.pool import Worker, WorkerPool
 from assistline.tasks import TaskRegistry
@@ -26,12 +26,15 @@ def test_pool_from_settings() -> None:
         jitter_discard="static",
         jitter_max_ms=300,
     )
-    pool = WorkerPool.from_settings(settings, Path("/run/x.sock"), _ignore, TaskRegistry())
+    webrtc = WebRtcSettings(ice_host_addresses=("192.0.2.10",), consent_timeout=20.0)
+    tasks = TaskRegistry()
+    pool = WorkerPool.from_settings(settings, Path("/run/x.sock"), _ignore, tasks, webrtc)
     assert (pool.max_workers, pool.base_port, pool.free) == (5, 6000, 0)
     assert pool._initial == 3
     assert pool.worker_args == (
         *("--codecs", "G722,PCMA", "--media-timeout", "60.0", "--bridge-rate", "8000"),
         *("--quality-interval", "10.0", "--jitter-discard", "static", "--jitter-max-ms", "300"),
+        *("--consent-timeout", "20.0", "--ice-host-addresses", "192.0.2.10"),
         *("--public-address", "203.0.113.7"),
     )
     assert pool.rtp_ports == (31000, 32000)

@@ -22,10 +22,15 @@ COMMANDS: list[protocol.Message] = [
     protocol.Hangup(11, "w1-1", 603),
     protocol.SendDtmf(12, "w1-1", "123#"),
     protocol.Stop(13),
+    protocol.WebRtcOffer(14, "c-1", "v=0\r\n", (("stun:127.0.0.1:3478", "", ""),)),
+    protocol.WebRtcOffer(15, "c-1", "v=0\r\n"),
+    protocol.WebRtcCandidate(16, "w1-3", "candidate:1 1 udp 1 127.0.0.1 9 typ host", "0", 0),
+    protocol.WebRtcCandidate(17, "w1-3", ""),
 ]
 EVENTS: list[protocol.Message] = [
     protocol.Hello(1, "w1", 1234, 5080, 4),
     protocol.Result(1, ""),
+    protocol.Result(2, "w1-3", "v=0\r\n"),
     protocol.Error(2, 404, "no leg w1-9"),
     protocol.IncomingCall("w1-1", "<sip:a@b>", "<sip:echo@c>", (("X-Assistline-Contact", "c"),)),
     protocol.Ringing("w1-2"),
@@ -150,6 +155,16 @@ def test_digit_repr_masks_the_digit() -> None:
             "play needs exactly one of file and tone",
         ),
         (b'{"type": "play", "id": 1, "leg": "x", "file": 3}', "play.file has the wrong type (int)"),
+        (
+            b'{"type": "webrtc_offer", "id": 1, "contact": "c", "sdp": "v=0", '
+            b'"ice_servers": [["stun:x", ""]]}',
+            "webrtc_offer.ice_servers must be a list of [url, username, credential] strings",
+        ),
+        (
+            b'{"type": "webrtc_candidate", "id": 1, "leg": "x", "candidate": "", '
+            b'"sdp_mline_index": "0"}',
+            "webrtc_candidate.sdp_mline_index has the wrong type (str)",
+        ),
     ],
 )
 def test_bad_lines_name_what_is_wrong(line: bytes, error: str) -> None:
