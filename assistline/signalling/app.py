@@ -16,6 +16,7 @@ from assistline.settings import Settings
 from assistline.signalling import calls, contacts, system, web_client, ws
 from assistline.signalling.keys import (
     CALLS_KEY,
+    CONTACT_CALLS_KEY,
     CONTACT_SESSIONS_KEY,
     DATABASE_KEY,
     OPENAPI_KEY,
@@ -110,6 +111,7 @@ async def _sip_ctx(app: web.Application) -> AsyncIterator[None]:
         app[WORKER_POOL_KEY] = service.pool
         app[CALLS_KEY] = service.calls
         app[OUTBOUND_CALLS_KEY] = service.outbound
+        app[CONTACT_CALLS_KEY] = service.contacts
         yield
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from assistline.queue.contact_calls import ContactCalls
 from assistline.settings import Settings
 from assistline.sip.outbound import OutboundCalls
 from assistline.sip.pool import WorkerPool
@@ -22,4 +23,5 @@ OPENAPI_KEY = web.AppKey("openapi", dict[str, Any])
 CALLS_KEY = web.AppKey("calls", AgentCalls)
 OUTBOUND_CALLS_KEY = web.AppKey("outbound_calls", OutboundCalls)
 #: The signalling socket of each contact whose page is joined (assistline.signalling.ws).
+CONTACT_CALLS_KEY = web.AppKey("contact_calls", ContactCalls)
 CONTACT_SESSIONS_KEY = web.AppKey("contact_sessions", dict[uuid.UUID, web.WebSocketResponse])

@@ -26,11 +26,14 @@ closed (1009). An ``offer`` is checked against the DTLS-SRTP-only policy
 refused offer gets ``sdp_refused`` with the reason. A ``hangup`` (or the
 page going away) ends the contact with its reason.
 
-Not yet here: relaying accepted offers and candidates to the media worker
-that will carry the contact's WebRTC leg, queueing the contact for an
-agent, and relaying chat and digits to the agent. Until then an accepted
-offer, a chat line, a digit and a video escalation are answered
-``not_now`` and the contact stays ``joined``.
+An accepted offer starts the contact's call
+(:class:`~assistline.queue.contact_calls.ContactCalls`): a WebRTC leg in a
+media worker, whose answer comes back as ``answer``; candidates are relayed
+to it; ``state`` messages follow (queued with position, ringing, connected,
+ended). When the call ends on the server's side the session sends
+``ended`` and closes. Without media workers (``sip.enabled = false``) an
+offer is answered ``not_now``. Not yet here: chat and keypad digits to the
+agent, and video escalation, which are answered ``not_now``.
 """
 
 from __future__ import annotations
@@ -42,10 +45,17 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from assistline.queue.contact_calls import ContactCallError, ContactCalls
+from assistline.queue.routing import Media
 from assistline.settings import Settings
 from assistline.signalling import messages
 from assistline.signalling.contacts import consume_token, public_base_url
-from assistline.signalling.keys import CONTACT_SESSIONS_KEY, DATABASE_KEY, SETTINGS_KEY
+from assistline.signalling.keys import (
+    CONTACT_CALLS_KEY,
+    CONTACT_SESSIONS_KEY,
+    DATABASE_KEY,
+    SETTINGS_KEY,
+)
 from assistline.signalling.openapi import Operation, problem
 from assistline.signalling.problems import HttpProblem
 from assistline.signalling.sdp_policy import SdpRefused, check_offer
@@ -57,6 +67,7 @@ logger = logging.getLogger(__name__)
 
 #: The contact's ``media`` (contacts API) as the signalling protocol names it.
 _MEDIA: dict[str, messages.Media] = {"voice": "audio", "video": "video"}
+_ROUTED = {"voice": Media.VOICE, "video": Media.VIDEO}
 #: Seconds between WebSocket pings; a page that stops answering is dropped.
 HEARTBEAT = 20.0
 
@@ -121,6 +132,8 @@ async def contact_socket(request: web.Request) -> web.StreamResponse:
     await socket.prepare(request)
     sessions = request.app[CONTACT_SESSIONS_KEY]
     sessions[contact.id] = socket
+    calls = request.app.get(CONTACT_CALLS_KEY)
+    page = _Page(socket)
     reason = "page_closed"
     try:
         await _send(
@@ -132,15 +145,36 @@ async def contact_socket(request: web.Request) -> web.StreamResponse:
                 ice_servers=tuple(ice_servers(settings.webrtc, str(contact.id), time.time())),
             ),
         )
-        reason = await _converse(socket, contact)
+        reason = await _converse(socket, contact, page, calls)
     finally:
         sessions.pop(contact.id, None)
+        if calls is not None:
+            calls.page_left(str(contact.id))
+        reason = page.ended or reason
         await request.app[DATABASE_KEY].pool.execute(QUERIES["end_contact"], contact.id, reason)
         await socket.close()
     return socket
 
 
-async def _converse(socket: web.WebSocketResponse, contact: ContactRef) -> str:
+class _Page:
+    """The page as :class:`ContactCalls` reaches it; an ``ended`` state closes the socket."""
+
+    def __init__(self, socket: web.WebSocketResponse) -> None:
+        self.socket = socket
+        self.ended: str | None = None
+
+    async def send(self, message: messages.ServerMessage) -> None:
+        if self.socket.closed:
+            raise ConnectionError("the page has gone")
+        await self.socket.send_str(messages.encode(message))
+        if isinstance(message, messages.State) and message.state == "ended":
+            self.ended = message.reason
+            await self.socket.close()
+
+
+async def _converse(
+    socket: web.WebSocketResponse, contact: ContactRef, page: _Page, calls: ContactCalls | None
+) -> str:
     """Answer the page's frames until it hangs up or goes; the reason it ended."""
     async for frame in socket:
         if frame.type == WSMsgType.ERROR:
@@ -162,6 +196,8 @@ async def _converse(socket: web.WebSocketResponse, contact: ContactRef) -> str:
             case messages.Ping():
                 await _send(socket, messages.Pong())
             case messages.Hangup():
+                if calls is not None:
+                    calls.page_left(str(contact.id))
                 await _send(socket, messages.State(state="ended", reason="hangup"))
                 return "hangup"
             case messages.Offer(sdp=sdp):
@@ -170,7 +206,20 @@ async def _converse(socket: web.WebSocketResponse, contact: ContactRef) -> str:
                 except SdpRefused as refused:
                     await _send_error(socket, messages.MessageError("sdp_refused", str(refused)))
                     continue
-                await _not_now(socket, "no media worker takes WebRTC calls yet")
+                if calls is None:
+                    await _not_now(socket, "no media worker takes calls on this server")
+                    continue
+                try:
+                    answer = await calls.start(str(contact.id), _ROUTED[contact.media], sdp, page)
+                except ContactCallError as error:
+                    await _send_error(socket, messages.MessageError(error.code, str(error)[:500]))
+                    continue
+                await _send(socket, messages.Answer(sdp=answer))
+            case messages.Candidate() if calls is not None:
+                try:
+                    await calls.candidate(str(contact.id), message)
+                except ContactCallError as error:
+                    await _send_error(socket, messages.MessageError(error.code, str(error)[:500]))
             case _:
                 await _not_now(socket, f"{type(message).__name__} needs a connected call")
     return "page_closed"

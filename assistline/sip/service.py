@@ -25,11 +25,14 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from assistline.queue.agents import AgentDirectory
+from assistline.queue.contact_calls import ContactCalls
 from assistline.settings import Settings
+from assistline.signalling.turn import ice_servers
 from assistline.sip import protocol
 from assistline.sip.edge import SipEdge, find_kamailio, missing_kamailio_message
 from assistline.sip.outbound import OutboundCalls
@@ -59,9 +62,16 @@ class CallRouter:
         self.pool: WorkerPool | None = None
         self.calls: AgentCalls | None = None
         self.outbound: OutboundCalls | None = None
+        self.contacts: ContactCalls | None = None
 
     def __call__(self, worker: str, event: protocol.Event) -> None:
         """Handle one event from ``worker`` (on the event loop)."""
+        if self.contacts is not None and self.contacts.observe(worker, event):
+            return  # a contact's WebRTC or agent leg (assistline.queue.contact_calls)
+        self.rest(worker, event)
+
+    def rest(self, worker: str, event: protocol.Event) -> None:
+        """Handle an event that is not about a contact's call."""
         if self.outbound is not None:
             self.outbound.observe(worker, event)  # frees a trunk place at hangup
         calls = self.calls
@@ -92,6 +102,7 @@ class SipService:
     pool: WorkerPool
     calls: AgentCalls
     outbound: OutboundCalls
+    contacts: ContactCalls
 
 
 @contextlib.asynccontextmanager
@@ -106,9 +117,7 @@ async def sip_service(
     recordings_dir = settings.store.data_dir / "recordings"
     recordings_dir.mkdir(parents=True, exist_ok=True)
     router = CallRouter(tasks, CallRecords(database.pool, tasks))
-    pool = WorkerPool.from_settings(
-        sip, directory / "workers.sock", router, tasks, settings.webrtc
-    )
+    pool = WorkerPool.from_settings(sip, directory / "workers.sock", router, tasks, settings.webrtc)
     if kamailio is None:
         logger.warning("%s", missing_kamailio_message(settings))
         pool = WorkerPool(
@@ -144,7 +153,19 @@ async def sip_service(
         records=router.records,
     )
     pool.greeting = outbound.greeting
-    service = SipService(pool, calls, outbound)
+    # Contacts' WebRTC calls, queued for agents (assistline.queue.contact_calls).
+    router.contacts = contacts = ContactCalls(
+        pool,
+        AgentDirectory(database.pool, sip.realm),
+        tasks,
+        router.records,
+        edge=None if kamailio is None else edge_uri_host(sip.edge_host, sip.edge_port),
+        ice_servers=lambda contact: ice_servers(settings.webrtc, contact, time.time()),
+        console_url=lambda contact: screen_pop_url(base_url, contact),
+    )
+    contacts.pass_on = router.rest
+    await contacts.load_agents()
+    service = SipService(pool, calls, outbound, contacts)
     await pool.start()
     try:
         if kamailio is None:

@@ -1,0 +1,441 @@
+"""Contacts' calls: a page's WebRTC leg, the queue, and the agent's phone it is bridged to.
+
+The I/O shell around :class:`~assistline.queue.routing.Router` for one node.
+A joined page's offer (already checked by the signalling layer) goes to the
+media worker with the most room (``webrtc_offer``); its answer goes back to
+the page. When the leg's media connects, the contact starts waiting: the
+router offers it to the longest-idle available agent, or the page hears its
+queue position. An offer is a SIP call from the **same worker** to the
+agent's phone (``sip:<username>@<edge>``, with ``X-Assistline-Contact`` and
+``X-Assistline-Screen-Pop``); the page is told ``ringing`` with the agent's
+display name. When the agent answers, the two legs are bridged in the
+worker (through Python: WebRTC frames never reach pjmedia) and the page is
+told ``connected``. Then:
+
+- the agent busy, not answering within :data:`ANSWER_TIMEOUT`, or not
+  registered: a declined offer; the contact goes back to its place and the
+  next agent is tried (not the same one for the router's exclusion time);
+- the page hanging up, closing, or its leg failing ICE consent: the agent's
+  leg is hung up and the agent wraps up; the agent hanging up: the page is
+  told ``ended`` (``agent_hangup``) and its leg is closed;
+- a video contact given an agent on a phone is told video is unavailable
+  and the call goes on as voice.
+
+Agents' states live in the router (this node) and are written back to the
+agent table; agents who are ``available`` there when the server starts are
+offered contacts. Several nodes sharing one queue need the claims of
+``store/routing.sql``; they are not wired yet.
+
+Events of a placed agent leg can reach the control process before the
+``result`` naming the leg: while a placement is in flight on a worker, its
+unknown legs' events are held and replayed once the leg is known, or passed
+on to the next handler (:class:`~assistline.sip.service.CallRouter`'s
+chain) when nobody claims them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import datetime
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Protocol
+
+from assistline.queue.agents import Agent, AgentDirectory, AgentState
+from assistline.queue.routing import (
+    AgentState as RoutedState,
+)
+from assistline.queue.routing import (
+    Contact,
+    Effect,
+    Media,
+    Offer,
+    OfferWithdrawn,
+    QueueAgent,
+    QueuePositions,
+    Router,
+    VideoUnavailable,
+)
+from assistline.signalling import messages
+from assistline.sip import protocol
+from assistline.sip.pool import NoWorkerError, WorkerCommandError, WorkerDiedError, WorkerPool
+from assistline.sip.records import CallRecords
+from assistline.sip.routing import CONTACT_HEADER, SCREEN_POP_HEADER, agent_destination
+from assistline.tasks import TaskRegistry
+
+logger = logging.getLogger(__name__)
+
+#: Seconds an agent's phone rings before the offer counts as declined.
+ANSWER_TIMEOUT = 20.0
+Events = Callable[[str, protocol.Event], None]
+
+
+class Page(Protocol):
+    """The contact's page, as the signalling session reaches it."""
+
+    async def send(self, message: messages.ServerMessage) -> None:
+        """Send one message; a page that has gone raises ConnectionError."""
+
+
+class ContactCallError(Exception):
+    """The contact's media could not be started; ``code`` is a signalling error code."""
+
+    def __init__(self, code: messages.ErrorCode, text: str) -> None:
+        super().__init__(text)
+        self.code: messages.ErrorCode = code
+
+
+@dataclasses.dataclass(slots=True)
+class ContactCall:
+    """One contact's call on this node."""
+
+    contact: str
+    media: Media
+    page: Page
+    worker: str
+    leg: str
+    connected: bool = False  # the WebRTC leg's media is up
+    agent: Agent | None = None
+    agent_leg: str | None = None
+    agent_answered: bool = False
+    timer: asyncio.TimerHandle | None = None
+    ended: bool = False
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _abandoned(call: ContactCall, agent: Agent) -> bool:
+    """The contact ended, or the offer was withdrawn, while its agent was being called."""
+    return call.ended or call.agent is not agent
+
+
+class ContactCalls:
+    """Every contact call of this node, from offer to hang-up."""
+
+    def __init__(
+        self,
+        pool: WorkerPool,
+        agents: AgentDirectory,
+        tasks: TaskRegistry,
+        records: CallRecords,
+        *,
+        edge: str | None,
+        ice_servers: Callable[[str], Sequence[messages.IceServer]],
+        console_url: Callable[[str], str],
+        router: Router | None = None,
+    ) -> None:
+        self._pool = pool
+        self._agents = agents
+        self._tasks = tasks
+        self._records = records
+        self._edge = edge
+        self._ice_servers = ice_servers
+        self._console_url = console_url
+        self.router = router or Router()
+        self.calls: dict[str, ContactCall] = {}  # by contact id
+        self._legs: dict[tuple[str, str], ContactCall] = {}  # (worker, leg) -> call
+        self._directory: dict[str, Agent] = {}
+        self._placing: collections.Counter[str] = collections.Counter()
+        self._held: dict[tuple[str, str], list[protocol.Event]] = collections.defaultdict(list)
+        self._tick: asyncio.TimerHandle | None = None
+        #: The rest of the event chain, for held events nobody here claimed.
+        self.pass_on: Events = lambda worker, event: None
+
+    async def load_agents(self) -> None:
+        """Tell the router every agent and its state (at start)."""
+        for agent in await self._agents.all():
+            self._directory[agent.id] = agent
+            state = RoutedState(agent.state.value)
+            self._apply(self.router.agent_state(QueueAgent(agent.id), state, agent.state_since))
+
+    async def set_agent_state(self, agent_id: str, state: AgentState) -> None:
+        """An agent signs in or out (console, CLI); stored, then routed."""
+        agent = await self._agents.set_state(agent_id, state)
+        self._directory[agent.id] = agent
+        routed = RoutedState(state.value)
+        self._apply(self.router.agent_state(QueueAgent(agent.id), routed, agent.state_since))
+
+    # ------------------------------------------------------------ the page
+
+    async def start(self, contact: str, media: Media, sdp: str, page: Page) -> str:
+        """A WebRTC leg for the contact's offer, in the worker with most room: its answer."""
+        if contact in self.calls:
+            raise ContactCallError("not_now", "this contact has a call already")
+        try:
+            worker = self._pool.pick()
+        except NoWorkerError:
+            raise ContactCallError("not_now", "every media worker is busy; try again") from None
+        servers = tuple(
+            (url, server.get("username", ""), server.get("credential", ""))
+            for server in self._ice_servers(contact)
+            for url in server["urls"]
+        )
+        try:
+            result = await self._pool.command(
+                worker.id, lambda request: protocol.WebRtcOffer(request, contact, sdp, servers)
+            )
+        except WorkerCommandError as error:
+            code: messages.ErrorCode = "sdp_refused" if error.code == 400 else "not_now"
+            raise ContactCallError(code, str(error)) from None
+        except (WorkerDiedError, TimeoutError) as error:
+            raise ContactCallError("not_now", f"the media worker failed: {error}") from None
+        call = ContactCall(contact, media, page, worker.id, result.leg)
+        self.calls[contact] = call
+        self._legs[(worker.id, result.leg)] = call
+        self._records.observe(
+            worker.id,
+            protocol.IncomingCall(result.leg, f"webrtc:{contact}", f"contact:{contact}", ()),
+        )
+        for event in self._held.pop((worker.id, result.leg), []):
+            self._handle(call, result.leg, event)
+        return result.sdp
+
+    async def candidate(self, contact: str, candidate: messages.Candidate) -> None:
+        """Relay a candidate the page trickled to its leg."""
+        call = self.calls.get(contact)
+        if call is None:
+            raise ContactCallError("not_now", "send the offer before candidates")
+        try:
+            await self._pool.command(
+                call.worker,
+                lambda request: protocol.WebRtcCandidate(
+                    request,
+                    call.leg,
+                    candidate.candidate,
+                    candidate.sdp_mid,
+                    candidate.sdp_mline_index,
+                ),
+            )
+        except WorkerCommandError as error:
+            raise ContactCallError("bad_value", str(error)) from None
+
+    def page_left(self, contact: str) -> None:
+        """The page hung up or closed: end the contact's legs."""
+        call = self.calls.get(contact)
+        if call is not None:
+            self._end(call, reason=None)
+
+    # ---------------------------------------------------------- the workers
+
+    def observe(self, worker: str, event: protocol.Event) -> bool:
+        """Handle ``event`` if it is about a leg here (or held for one); False otherwise."""
+        leg = getattr(event, "leg", None)
+        if leg is None:
+            return False
+        call = self._legs.get((worker, leg))
+        if call is not None:
+            self._records.observe(worker, event)
+            self._handle(call, leg, event)
+            return True
+        if self._placing[worker] and not isinstance(event, protocol.IncomingCall):
+            self._held[(worker, leg)].append(event)
+            return True
+        return False
+
+    def _handle(self, call: ContactCall, leg: str, event: protocol.Event) -> None:
+        if leg == call.leg:
+            if isinstance(event, protocol.Answered) and not call.connected:
+                call.connected = True
+                contact = Contact(call.contact, _now(), call.media)
+                self._apply(self.router.contact_waiting(contact))
+            elif isinstance(event, protocol.CallEnded):
+                self._legs.pop((call.worker, leg), None)
+                call.leg = ""
+                reason = "media_failed" if event.status == 408 else None
+                self._end(call, reason=reason)
+            return
+        if isinstance(event, protocol.Ringing):
+            return
+        if isinstance(event, protocol.Answered) and call.agent is not None:
+            self._cancel_timer(call)
+            call.agent_answered = True
+            self._apply(self.router.offer_answered(call.contact, call.agent.id))
+            self._spawn(f"bridge {call.contact}", self._bridge(call))
+        elif isinstance(event, protocol.CallEnded):
+            self._legs.pop((call.worker, leg), None)
+            self._cancel_timer(call)
+            agent, answered = call.agent, call.agent_answered
+            call.agent, call.agent_leg, call.agent_answered = None, None, False
+            if agent is None or call.ended:
+                return
+            if answered:
+                self._apply(self.router.call_ended(agent.id, _now()))
+                self._end(call, reason="agent_hangup")
+            else:
+                status = event.status
+                logger.info("contact %s: agent %s declined (%d)", call.contact, agent.id, status)
+                self._apply(self.router.offer_declined(call.contact, agent.id, _now()))
+
+    # ------------------------------------------------------------- effects
+
+    def _apply(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            match effect:
+                case Offer(contact=contact, agent=agent):
+                    call = self.calls.get(contact.id)
+                    if call is not None:
+                        self._spawn(f"ring {agent.id}", self._ring(call, agent.id))
+                case OfferWithdrawn(contact=contact):
+                    call = self.calls.get(contact.id)
+                    if call is not None:
+                        call.agent = None  # the router has let the agent go already
+                        if call.agent_leg is not None:
+                            self._hangup(call.worker, call.agent_leg, 487)
+                case VideoUnavailable(contact=contact):
+                    call = self.calls.get(contact.id)
+                    if call is not None:
+                        reason = "the agent is on a phone: the call goes on as voice"
+                        self._tell(call, messages.VideoUnavailable(reason=reason))
+                case QueuePositions(positions=positions):
+                    for contact_id, position in positions.items():
+                        call = self.calls.get(contact_id)
+                        if call is not None:
+                            self._tell(call, messages.State(state="queued", position=position))
+        self._store_states()
+        self._schedule_tick()
+
+    def _schedule_tick(self) -> None:
+        """Wake the router when its next wrap-up or exclusion ends."""
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
+        deadline = self.router.next_deadline()
+        if deadline is not None:
+            delay = max(0.0, (deadline - _now()).total_seconds())
+            loop = asyncio.get_running_loop()
+            self._tick = loop.call_later(delay, lambda: self._apply(self.router.tick(_now())))
+
+    async def _ring(self, call: ContactCall, agent_id: str) -> None:
+        agent = self._directory.get(agent_id)
+        if agent is None or self._edge is None or call.ended:
+            self._apply(self.router.offer_declined(call.contact, agent_id, _now()))
+            return
+        call.agent = agent
+        self._tell(call, messages.State(state="ringing", agent=agent.name[:100]))
+        destination = agent_destination(agent.sip_username, self._edge)
+        headers = (
+            (CONTACT_HEADER, call.contact),
+            (SCREEN_POP_HEADER, self._console_url(call.contact)),
+        )
+        identity = f"sip:contact-{call.contact}@{self._edge}"
+        worker = call.worker
+        self._placing[worker] += 1
+        try:
+            result = await self._pool.command(
+                worker, lambda request: protocol.PlaceCall(request, destination, identity, headers)
+            )
+        except (WorkerCommandError, WorkerDiedError, TimeoutError) as error:
+            logger.warning("contact %s: calling agent %s failed: %s", call.contact, agent_id, error)
+            call.agent = None
+            self._placed(worker)
+            self._apply(self.router.offer_declined(call.contact, agent_id, _now()))
+            return
+        call.agent_leg = result.leg
+        self._legs[(worker, result.leg)] = call
+        self._records.placed(worker, result.leg, destination)
+        if _abandoned(call, agent):
+            self._hangup(worker, result.leg, 487)
+        else:
+            loop = asyncio.get_running_loop()
+            call.timer = loop.call_later(ANSWER_TIMEOUT, self._no_answer, call, result.leg)
+        self._placed(worker)
+
+    def _placed(self, worker: str) -> None:
+        """A placement on ``worker`` is over: its held events go where they belong."""
+        self._placing[worker] -= 1
+        if not self._placing[worker]:
+            del self._placing[worker]
+        for key in [key for key in self._held if key[0] == worker]:
+            call = self._legs.get(key)
+            if call is None and self._placing[worker]:
+                continue  # another placement there may still claim it
+            for event in self._held.pop(key):
+                if call is not None:
+                    self._records.observe(worker, event)
+                    self._handle(call, key[1], event)
+                else:
+                    self.pass_on(worker, event)
+
+    async def _bridge(self, call: ContactCall) -> None:
+        if call.agent_leg is None or call.ended:
+            return
+        agent_leg, agent = call.agent_leg, call.agent
+        try:
+            await self._pool.command(
+                call.worker, lambda request: protocol.Bridge(request, call.leg, agent_leg)
+            )
+        except (WorkerCommandError, WorkerDiedError, TimeoutError) as error:
+            logger.error("contact %s: bridging failed: %s", call.contact, error)
+            self._end(call, reason="media_failed")
+            return
+        name = agent.name[:100] if agent is not None else "agent"
+        self._tell(call, messages.State(state="connected", agent=name))
+
+    def _no_answer(self, call: ContactCall, leg: str) -> None:
+        call.timer = None
+        if call.agent_leg == leg and not call.agent_answered:
+            self._hangup(call.worker, leg, 480)  # its hangup event declines the offer
+
+    def _end(self, call: ContactCall, *, reason: str | None) -> None:
+        """End the contact's call: both legs, the router's view, and (with a reason) the page."""
+        if call.ended:
+            return
+        call.ended = True
+        self._cancel_timer(call)
+        self.calls.pop(call.contact, None)
+        if call.leg:
+            self._hangup(call.worker, call.leg, 0)
+        if call.agent_leg is not None:
+            self._hangup(call.worker, call.agent_leg, 487 if not call.agent_answered else 0)
+        if call.agent is not None and call.agent_answered:
+            self._apply(self.router.call_ended(call.agent.id, _now()))
+        else:
+            self._apply(self.router.contact_left(call.contact))
+        if reason is not None:
+            self._tell(call, messages.State(state="ended", reason=reason))
+
+    # ------------------------------------------------------------- helpers
+
+    def _cancel_timer(self, call: ContactCall) -> None:
+        if call.timer is not None:
+            call.timer.cancel()
+            call.timer = None
+
+    def _tell(self, call: ContactCall, message: messages.ServerMessage) -> None:
+        async def send() -> None:
+            try:
+                await call.page.send(message)
+            except ConnectionError:
+                pass  # the page has gone; its session ends the call
+
+        self._spawn(f"page {call.contact}", send())
+
+    def _hangup(self, worker: str, leg: str, cause: int) -> None:
+        async def hangup() -> None:
+            try:
+                await self._pool.command(worker, lambda r: protocol.Hangup(r, leg, cause))
+            except (WorkerCommandError, WorkerDiedError, TimeoutError) as error:
+                logger.info("hanging up %s on %s: %s", leg, worker, error)
+
+        self._spawn(f"hangup {leg}", hangup())
+
+    def _store_states(self) -> None:
+        """Write the router's view of agents' states back to the agent table."""
+        for agent_id, agent in list(self._directory.items()):
+            state = AgentState(self.router.agent(agent_id).state.value)
+            if state != agent.state:
+                self._directory[agent_id] = dataclasses.replace(agent, state=state)
+                self._spawn(f"agent {agent_id} {state}", self._store_state(agent_id, state))
+
+    async def _store_state(self, agent_id: str, state: AgentState) -> None:
+        try:
+            await self._agents.set_state(agent_id, state)
+        except Exception as error:  # noqa: BLE001 - the router stays right; the row lags
+            logger.error("storing agent %s as %s failed: %s", agent_id, state, error)
+
+    def _spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:
+        _ = self._tasks.spawn(name, work)

@@ -1,0 +1,176 @@
+"""A contact's page calls, is queued, and is bridged to an available agent's phone.
+
+Everything real, on loopback: the control process's aiohttp app in this
+process with one media worker and Kamailio, PostgreSQL, baresip as Ada's
+phone (a 1100 Hz sine, answering by itself), and an aiortc peer as the
+customer's browser (a 1 kHz sine) speaking signalling v1 over ``/ws``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import numpy as np
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from assistline.queue.agents import AgentDirectory, AgentState
+from assistline.settings import HttpSettings, Settings, SipSettings, StoreSettings, WebRtcSettings
+from assistline.signalling.app import create_app
+from assistline.signalling.keys import CONTACT_CALLS_KEY
+from tests.integration.sip.test_agent_bridge import (
+    AGENT_HZ,
+    PASSWORD,
+    Client,
+    Server,
+    assert_tone,
+    phone_of_ada,
+)
+from tests.integration.sip.worker_peers import consecutive_free_ports, short_dir
+from tests.integration.webrtc.peers import Browser, dominant_frequency, new_offer
+
+pytestmark = pytest.mark.slow
+
+KEY = "contact-test-backend-key"
+CUSTOMER_HZ = 1000
+
+
+@pytest.fixture
+async def server(database_url: str) -> AsyncIterator[Server]:
+    db = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    data_dir = short_dir()
+    try:
+        directory = AgentDirectory(db, SipSettings().realm)
+        await directory.create("agent-ada", "Ada Agent", "ada", PASSWORD)
+        await directory.set_state("agent-ada", AgentState.AVAILABLE)
+        first = consecutive_free_ports(3)
+        rtp = random.randrange(20000, 29000, 200)
+        origin = f"http://127.0.0.1:{first + 2}"
+        settings = Settings(
+            http=HttpSettings(host="127.0.0.1", port=first + 2, api_keys=(KEY,)),
+            store=StoreSettings(database_url=database_url, data_dir=data_dir),
+            sip=SipSettings(
+                edge_host="127.0.0.1",
+                edge_port=first,
+                worker_base_port=first + 1,
+                workers=1,
+                max_workers=1,
+                rtp_port_min=rtp,
+                rtp_port_max=rtp + 199,
+                record_calls=False,
+            ),
+            webrtc=WebRtcSettings(ice_host_addresses=("127.0.0.1",)),
+        )
+        assert origin == f"http://{settings.http.host}:{settings.http.port}"
+        test_server = TestServer(create_app(settings), host="127.0.0.1", port=first + 2)
+        async with TestClient(test_server) as client:
+            yield Server(client, db, first, data_dir)
+    finally:
+        await db.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    peer = Browser(float(CUSTOMER_HZ))
+    try:
+        yield peer
+    finally:
+        await peer.close()
+
+
+async def _join(client: Client) -> tuple[str, aiohttp.ClientWebSocketResponse]:
+    response = await client.post(
+        "/api/v1/contacts",
+        json={"customer_id": "cust-9", "account": "AR-9", "balance_cents": 4200},
+        headers={"Authorization": f"Bearer {KEY}"},
+    )
+    assert response.status == 201, await response.text()
+    created = await response.json()
+    origin = str(client.make_url("/")).rstrip("/")
+    socket = await client.ws_connect(
+        "/ws",
+        params={"contact": created["contact"], "token": created["token"]},
+        headers={"Origin": origin},
+    )
+    hello = await socket.receive_json()
+    assert hello["type"] == "hello" and hello["ice_servers"] == []
+    return str(created["contact"]), socket
+
+
+async def _until(
+    socket: aiohttp.ClientWebSocketResponse, kind: str, **fields: Any
+) -> dict[str, Any]:
+    """The next message of ``kind`` with ``fields``, skipping others (15 s at most)."""
+    async with asyncio.timeout(15):
+        while True:
+            message: dict[str, Any] = await socket.receive_json()
+            if message["type"] == kind and all(message.get(k) == v for k, v in fields.items()):
+                return message
+
+
+async def test_a_contact_is_bridged_to_the_available_agent_and_each_hears_the_other(
+    server: Server, browser: Browser, tmp_path: Path
+) -> None:
+    async with phone_of_ada(server, tmp_path / "baresip") as phone:
+        contact, socket = await _join(server.client)
+        await socket.send_str(json.dumps({"type": "offer", "sdp": await new_offer(browser)}))
+        answer = await _until(socket, "answer")
+        await browser.take_answer(answer["sdp"])
+        await asyncio.wait_for(browser.connected.wait(), 10)
+        assert (await _until(socket, "state", state="ringing"))["agent"] == "Ada Agent"
+        await phone.wait_event("CALL_ESTABLISHED")
+        await _until(socket, "state", state="connected", agent="Ada Agent")
+        await asyncio.sleep(2.0)  # two seconds of both tones
+        rate = browser.recorder.frames[-1].sample_rate
+        heard = browser.recorder.mono()[-rate:]
+        assert abs(dominant_frequency(heard, rate) - AGENT_HZ) <= 0.02 * AGENT_HZ
+        agent = await server.db.fetchrow("SELECT state FROM agent WHERE id = 'agent-ada'")
+        assert agent is not None and agent["state"] == "busy"
+
+        await socket.send_str('{"type": "hangup"}')
+        assert (await _until(socket, "state", state="ended"))["reason"] == "hangup"
+        await phone.wait_event("CALL_CLOSED")
+        await socket.close()
+        assert_tone(np.concatenate(phone.dumps("dec")), 8000, CUSTOMER_HZ, "what the agent heard")
+
+    async with asyncio.timeout(5):
+        while True:
+            row = await server.db.fetchrow(
+                "SELECT c.state, c.end_reason, a.state AS agent_state FROM contact c, agent a"
+                " WHERE c.id = $1 AND a.id = 'agent-ada'",
+                contact,
+            )
+            assert row is not None
+            if row["agent_state"] == "wrap_up":
+                break
+            await asyncio.sleep(0.1)
+    assert (row["state"], row["end_reason"]) == ("ended", "hangup")
+    legs = await server.db.fetch("SELECT direction, from_uri, to_uri FROM call_record ORDER BY id")
+    assert [(r["direction"], r["from_uri"]) for r in legs][0] == ("inbound", f"webrtc:{contact}")
+    assert legs[1]["to_uri"] == f"sip:ada@127.0.0.1:{server.edge_port}"
+
+
+async def test_with_no_agent_available_the_contact_waits_with_its_position(
+    server: Server, browser: Browser
+) -> None:
+    await server.db.execute("UPDATE agent SET state = 'offline'")
+    # The router read the agents at start: tell it too, as the console will.
+    app = server.client.app
+    assert app is not None
+    await app[CONTACT_CALLS_KEY].set_agent_state("agent-ada", AgentState.OFFLINE)
+    contact, socket = await _join(server.client)
+    await socket.send_str(json.dumps({"type": "offer", "sdp": await new_offer(browser)}))
+    await browser.take_answer((await _until(socket, "answer"))["sdp"])
+    assert (await _until(socket, "state", state="queued"))["position"] == 1
+    await socket.send_str('{"type": "hangup"}')
+    await _until(socket, "state", state="ended")
+    await socket.close()
