@@ -213,6 +213,19 @@ class ContactCalls:
         except WorkerCommandError as error:
             raise ContactCallError("bad_value", str(error)) from None
 
+    async def digit(self, contact: str, digit: str) -> None:
+        """A keypad digit from the page, to the agent's phone (RFC 4733 by pjsua)."""
+        call = self.calls.get(contact)
+        if call is None or call.agent_leg is None or not call.agent_answered:
+            raise ContactCallError("not_now", "keypad digits need a connected call")
+        agent_leg = call.agent_leg
+        try:
+            await self._pool.command(
+                call.worker, lambda request: protocol.SendDtmf(request, agent_leg, digit)
+            )
+        except (WorkerCommandError, WorkerDiedError, TimeoutError) as error:
+            raise ContactCallError("not_now", f"the digit was not sent: {error}") from None
+
     def page_left(self, contact: str) -> None:
         """The page hung up or closed: end the contact's legs."""
         call = self.calls.get(contact)

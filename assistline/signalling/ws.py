@@ -32,8 +32,9 @@ media worker, whose answer comes back as ``answer``; candidates are relayed
 to it; ``state`` messages follow (queued with position, ringing, connected,
 ended). When the call ends on the server's side the session sends
 ``ended`` and closes. Without media workers (``sip.enabled = false``) an
-offer is answered ``not_now``. Not yet here: chat and keypad digits to the
-agent, and video escalation, which are answered ``not_now``.
+offer is answered ``not_now``. Keypad digits go to the agent's phone as
+RFC 4733 events once the call is connected. Not yet here: chat with the
+agent and video escalation, which are answered ``not_now``.
 """
 
 from __future__ import annotations
@@ -218,6 +219,11 @@ async def _converse(
             case messages.Candidate() if calls is not None:
                 try:
                     await calls.candidate(str(contact.id), message)
+                except ContactCallError as error:
+                    await _send_error(socket, messages.MessageError(error.code, str(error)[:500]))
+            case messages.Digit(digit=digit) if calls is not None:
+                try:
+                    await calls.digit(str(contact.id), digit)
                 except ContactCallError as error:
                     await _send_error(socket, messages.MessageError(error.code, str(error)[:500]))
             case _:

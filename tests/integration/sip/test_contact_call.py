@@ -135,6 +135,10 @@ async def test_a_contact_is_bridged_to_the_available_agent_and_each_hears_the_ot
         assert abs(dominant_frequency(heard, rate) - AGENT_HZ) <= 0.02 * AGENT_HZ
         agent = await server.db.fetchrow("SELECT state FROM agent WHERE id = 'agent-ada'")
         assert agent is not None and agent["state"] == "busy"
+        # A keypad digit on the page reaches the agent's phone (RFC 4733).
+        await socket.send_str('{"type": "digit", "digit": "5"}')
+        dtmf = await phone.wait_event("CALL_DTMF_START")
+        assert dtmf["param"] == "5", dtmf
 
         await socket.send_str('{"type": "hangup"}')
         assert (await _until(socket, "state", state="ended"))["reason"] == "hangup"
