@@ -56,6 +56,7 @@ from assistline.signalling.keys import (
     CONTACT_SESSIONS_KEY,
     DATABASE_KEY,
     SETTINGS_KEY,
+    TASKS_KEY,
 )
 from assistline.signalling.openapi import Operation, problem
 from assistline.signalling.problems import HttpProblem
@@ -152,7 +153,10 @@ async def contact_socket(request: web.Request) -> web.StreamResponse:
         if calls is not None:
             calls.page_left(str(contact.id))
         reason = page.ended or reason
-        await request.app[DATABASE_KEY].pool.execute(QUERIES["end_contact"], contact.id, reason)
+        # A task of its own: a handler cancelled as its client goes must still end the contact.
+        pool = request.app[DATABASE_KEY].pool
+        ending = pool.execute(QUERIES["end_contact"], contact.id, reason)
+        _ = request.app[TASKS_KEY].spawn(f"end contact {contact.id}", ending)
         await socket.close()
     return socket
 
