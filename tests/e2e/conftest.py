@@ -142,7 +142,13 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[BrowserContext]:
+def chromium_args() -> list[str]:
+    """Chromium's command-line flags; a test module overrides this fixture to add some."""
+    return list(CHROMIUM_ARGS)
+
+
+@pytest.fixture
+async def browser(tmp_path: Path, chromium_args: list[str]) -> AsyncIterator[BrowserContext]:
     """Debian's Chromium with fake media, a fresh profile and a phone-sized viewport."""
     outside: list[str] = []
 
@@ -156,7 +162,7 @@ async def browser(tmp_path: Path) -> AsyncIterator[BrowserContext]:
             tmp_path / "chromium-profile",
             executable_path=CHROMIUM,
             headless=True,
-            args=CHROMIUM_ARGS,
+            args=chromium_args,
             viewport=PHONE,
             has_touch=True,
         )
