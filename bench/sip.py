@@ -51,30 +51,23 @@ import contextlib
 import json
 import os
 import shutil
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from assistline.media import g711
-
 sys.path.insert(0, str(Path(__file__).parent))
 
+# bench/ is on sys.path just above.
+from _server import LOAD_CORE, WORKER_RTP, Server, log, on_core  # noqa: E402
 from _sip_db import create_agents, jitter_buffer_totals, media_quality  # noqa: E402
-from _sip_rtp import FrameTiming, frame_timing  # noqa: E402  (bench/ is on sys.path just above)
+from _sip_load import PASSWORD, REALM, SCENARIOS, AgentPhone, mulaw_wav, sipp  # noqa: E402
+from _sip_rtp import FrameTiming, frame_timing  # noqa: E402
 
-SCENARIOS = Path(__file__).parent / "sip_scenarios"
-SERVER_CORE = 0
-LOAD_CORE = 1
 TARGET_CALLS = 100
 TARGET_RATE = 50
 LEVELS = (25, 50, 75, 100, 125)
@@ -91,227 +84,21 @@ RAMP_RATE = 5
 WINDOW_TRIES = 3
 MAX_INTERVAL = 0.040
 AGENTS = 20
-PASSWORD = "bench-agent-secret"
-REALM = "assistline"
-#: The media workers' RTP ports, below the ephemeral range other ports come from.
-WORKER_RTP = (20000, 32000)
-
-
-def log(text: str) -> None:
-    """Progress on stderr; stdout's last line is the JSON result."""
-    print(text, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    """A loopback port free for both UDP and TCP."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-
-
-def free_block(count: int, start: int = 10000) -> int:
-    """The first of ``count`` consecutive free UDP ports from ``start``."""
-    first = start
-    while first + count < WORKER_RTP[0]:
-        try:
-            for port in range(first, first + count):
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            first = port + 1
-            continue
-        return first
-    raise RuntimeError("no block of free ports for the media workers")
-
-
-def mulaw_wav(path: Path, hertz: float, seconds: int = 4) -> None:
-    """A looping G.711 μ-law tone in the WAV form sipp's rtp_stream plays."""
-    t = np.arange(8000 * seconds) / 8000
-    data = g711.encode_ulaw((np.sin(2 * np.pi * hertz * t) * 8000).astype(np.int16)).tobytes()
-    fmt = struct.pack("<HHIIHH", 7, 1, 8000, 8000, 1, 8)
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-    body += b"data" + struct.pack("<I", len(data)) + data
-    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
-
-
-def on_core(core: int) -> Any:
-    """A preexec_fn pinning the child (and its children) to one core."""
-
-    def pin() -> None:
-        os.sched_setaffinity(0, {core})
-
-    return pin
-
-
-# ------------------------------------------------------------------ the server
-
-
-@dataclass
-class Server:
-    """``assistline serve`` as a child on the server core."""
-
-    data_dir: Path
-    record: bool
-    workers: int
-    http_port: int = field(default_factory=free_port)
-    edge_port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start and wait until /readyz answers and every worker is up."""
-        base = free_block(self.workers + 1)
-        environ = {
-            **os.environ,
-            "ASSISTLINE_STORE_DATA_DIR": str(self.data_dir),
-            "ASSISTLINE_HTTP_HOST": "127.0.0.1",
-            "ASSISTLINE_HTTP_PORT": str(self.http_port),
-            "ASSISTLINE_SIP_EDGE_PORT": str(self.edge_port),
-            "ASSISTLINE_SIP_TLS_PORT": str(free_port()),
-            "ASSISTLINE_SIP_WORKER_BASE_PORT": str(base),
-            "ASSISTLINE_SIP_WORKERS": str(self.workers),
-            "ASSISTLINE_SIP_MAX_WORKERS": str(self.workers + 1),
-            "ASSISTLINE_SIP_RTP_PORT_MIN": str(WORKER_RTP[0]),
-            "ASSISTLINE_SIP_RTP_PORT_MAX": str(WORKER_RTP[1]),
-            "ASSISTLINE_SIP_RECORD_CALLS": "true" if self.record else "false",
-            "ASSISTLINE_SIP_QUALITY_INTERVAL": "1",
-            "ASSISTLINE_LOG_LEVEL": "WARNING",
-        }
-        log_file = open(self.data_dir / "serve.log", "ab")  # noqa: SIM115 - the child's
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "assistline", "serve"],
-            env=environ,
-            stdout=log_file,
-            stderr=log_file,
-            preexec_fn=on_core(SERVER_CORE),
-        )
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"serve exited {self.process.returncode}; see serve.log")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(self.url("/readyz"), timeout=2) as reply:
-                    if reply.status == 200 and self.live_workers() >= self.workers:
-                        return
-            time.sleep(0.5)
-        raise RuntimeError("serve did not become ready in 180 s")
-
-    def url(self, path: str) -> str:
-        """An address on the server's HTTP port."""
-        return f"http://127.0.0.1:{self.http_port}{path}"
-
-    def stop(self) -> None:
-        """SIGTERM, then wait (it stops its workers, Kamailio and PostgreSQL)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def tree(self) -> list[int]:
-        """The server and every process below it."""
-        assert self.process is not None
-        children: dict[int, list[int]] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                with contextlib.suppress(OSError):
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                    parent = int(stat.rsplit(")", 1)[1].split()[1])
-                    children.setdefault(parent, []).append(int(entry))
-        found, todo = [], [self.process.pid]
-        while todo:
-            pid = todo.pop()
-            found.append(pid)
-            todo.extend(children.get(pid, []))
-        return found
-
-    def live_workers(self) -> int:
-        """Media worker processes running now."""
-        count = 0
-        for pid in self.tree():
-            with contextlib.suppress(OSError):
-                if b"assistline.sip.worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    count += 1
-        return count
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the whole tree so far."""
-        ticks = 0
-        for pid in self.tree():
-            with contextlib.suppress(OSError):
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
-
-    def pss_mb(self) -> float:
-        """Proportional set size of the whole tree (shared pages counted once)."""
-        kilobytes = 0
-        for pid in self.tree():
-            with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                    if line.startswith("Pss:"):
-                        kilobytes += int(line.split()[1])
-        return kilobytes / 1024
-
-    def connected_calls(self) -> int:
-        """Calls the API lists as connected to an agent."""
-        with urllib.request.urlopen(self.url("/api/v1/calls"), timeout=5) as reply:
-            body = json.load(reply)
-        calls = body["calls"] if isinstance(body, dict) else body
-        return sum(1 for call in calls if call["state"] == "connected")
 
 
 # -------------------------------------------------------------------- the load
 
 
-def sipp(args: Sequence[str], directory: Path) -> subprocess.Popen[bytes]:
-    """sipp on the load core, quiet, in ``directory`` (where rtp_stream finds its WAV)."""
-    return subprocess.Popen(
-        ["sipp", "-nostdin", "-i", "127.0.0.1", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        preexec_fn=on_core(LOAD_CORE),
-        cwd=directory,
-    )
+class Load(AgentPhone):
+    """The agents' phone (one sipp UAS for every agent) and the callers dialling them."""
 
-
-@dataclass
-class Load:
-    """The agents' phone (one sipp UAS for every agent) and the files callers need."""
-
-    directory: Path
-    edge_port: int
-    agent_port: int = field(default_factory=free_port)
-    phone: subprocess.Popen[bytes] | None = None
+    def __init__(self, directory: Path, edge_port: int) -> None:
+        super().__init__(directory, edge_port, AGENTS)
 
     def start(self) -> None:
         """Answer agent legs, and register every agent at the edge with its contact."""
         mulaw_wav(self.directory / "caller.wav", 440)
-        mulaw_wav(self.directory / "agent.wav", 1000)
-        self.phone = sipp(
-            ["-sf", str(SCENARIOS / "agent.xml"), "-p", str(self.agent_port)], self.directory
-        )
-        for index in range(AGENTS):
-            register = sipp(
-                [
-                    *("-sf", str(SCENARIOS / "register.xml"), "-m", "1"),
-                    *("-s", f"agent{index}", "-au", f"agent{index}", "-ap", PASSWORD),
-                    *("-key", "phone", f"127.0.0.1:{self.agent_port}"),
-                    f"127.0.0.1:{self.edge_port}",
-                ],
-                self.directory,
-            )
-            _, errors = register.communicate(timeout=30)
-            if register.returncode != 0:
-                raise RuntimeError(f"agent{index} did not register: {errors.decode()[-500:]}")
+        super().start()
 
     def callers(self, calls: int, rate: int, hold_ms: int, limit: int) -> subprocess.Popen[bytes]:
         """``calls`` callers at ``rate``/s, at most ``limit`` at once, each held ``hold_ms``."""
@@ -327,15 +114,6 @@ class Load:
             ],
             self.directory,
         )
-
-    def stop(self) -> None:
-        """Stop the agents' phone."""
-        if self.phone is not None:
-            self.phone.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.phone.wait(10)
-            if self.phone.poll() is None:
-                self.phone.kill()
 
 
 # ------------------------------------------------------------------ the phases
