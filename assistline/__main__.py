@@ -89,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", required=True, help="the agent's name as shown to supervisors")
     add.add_argument("--sip-username", required=True, help="the username of the agent's phone")
     agent_commands.add_parser("list", help="list agents: id, SIP username, state, name")
+    console_password = agent_commands.add_parser(
+        "set-console-password",
+        help="set an agent's console password, read from standard input",
+        description="Set the password the agent signs in to the browser console with (12 "
+        "characters or more): the first line of standard input, or asked twice on a terminal. "
+        "It is stored only as a scrypt hash; the agent's open console sessions are signed out.",
+    )
+    console_password.add_argument("id", help="the agent's id")
 
     commands.add_parser("config", help="print the effective configuration, secrets masked")
     return parser
@@ -132,10 +140,10 @@ async def _db_command(settings: Settings, command: str) -> None:
             await connection.close()
 
 
-def _read_password() -> str:
+def _read_password(prompt: str = "phone password: ") -> str:
     if not sys.stdin.isatty():
         return sys.stdin.readline().rstrip("\r\n")
-    password = getpass.getpass("phone password: ")
+    password = getpass.getpass(prompt)
     if getpass.getpass("again: ") != password:
         raise AgentPasswordMismatchError()
     return password
@@ -149,10 +157,19 @@ async def _agent_command(settings: Settings, args: argparse.Namespace) -> None:
     from assistline.queue.agents import AgentDirectory
     from assistline.store.database import open_store
 
-    password = _read_password() if args.agent_command == "add" else ""
+    password = ""
+    if args.agent_command == "add":
+        password = _read_password()
+    elif args.agent_command == "set-console-password":
+        password = _read_password("console password: ")
     async with open_store(settings.store) as database:
         directory = AgentDirectory(database.pool, settings.sip.realm)
-        if args.agent_command == "add":
+        if args.agent_command == "set-console-password":
+            from assistline.signalling.agent_auth import set_console_password
+
+            await set_console_password(database.pool, args.id, password)
+            print(f"console password of agent {args.id} set; its console sessions are signed out")
+        elif args.agent_command == "add":
             agent = await directory.create(args.id, args.name, args.sip_username, password)
             print(
                 f"added agent {agent.id} ({agent.sip_username}); restart serve to admit its phone"

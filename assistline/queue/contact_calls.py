@@ -31,6 +31,11 @@ Events of a placed agent leg can reach the control process before the
 unknown legs' events are held and replayed once the leg is known, or passed
 on to the next handler (:class:`~assistline.sip.service.CallRouter`'s
 chain) when nobody claims them.
+
+:attr:`ContactCalls.watchers` (the agent console) are told, as
+:class:`AgentEvent`, when an agent is offered a contact, is connected to it,
+and when that offer or call ends; they are called synchronously and must
+not block.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ import dataclasses
 import datetime
 import logging
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from assistline.queue.agents import Agent, AgentDirectory, AgentState
 from assistline.queue.routing import (
@@ -70,6 +75,27 @@ logger = logging.getLogger(__name__)
 #: Seconds an agent's phone rings before the offer counts as declined.
 ANSWER_TIMEOUT = 20.0
 Events = Callable[[str, protocol.Event], None]
+AgentEventKind = Literal["offered", "connected", "ended"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AgentEvent:
+    """An agent was offered ``contact``, was connected to it, or that offer or call ended."""
+
+    agent: str
+    kind: AgentEventKind
+    contact: str
+
+
+def agent_events(effects: Sequence[Effect]) -> list[AgentEvent]:
+    """The agent events routing effects imply: an offer rings, a withdrawn offer ends."""
+    events: list[AgentEvent] = []
+    for effect in effects:
+        if isinstance(effect, Offer):
+            events.append(AgentEvent(effect.agent.id, "offered", effect.contact.id))
+        elif isinstance(effect, OfferWithdrawn):
+            events.append(AgentEvent(effect.agent.id, "ended", effect.contact.id))
+    return events
 
 
 class Page(Protocol):
@@ -144,6 +170,8 @@ class ContactCalls:
         self._tick: asyncio.TimerHandle | None = None
         #: The rest of the event chain, for held events nobody here claimed.
         self.pass_on: Events = lambda worker, event: None
+        #: Told of every :class:`AgentEvent` (the agent console).
+        self.watchers: list[Callable[[AgentEvent], None]] = []
 
     async def load_agents(self) -> None:
         """Tell the router every agent and its state (at start)."""
@@ -275,6 +303,7 @@ class ContactCalls:
             call.agent, call.agent_leg, call.agent_answered = None, None, False
             if agent is None or call.ended:
                 return
+            self._notify(AgentEvent(agent.id, "ended", call.contact))
             if answered:
                 self._apply(self.router.call_ended(agent.id, _now()))
                 self._end(call, reason="agent_hangup")
@@ -286,6 +315,8 @@ class ContactCalls:
     # ------------------------------------------------------------- effects
 
     def _apply(self, effects: list[Effect]) -> None:
+        for event in agent_events(effects):
+            self._notify(event)
         for effect in effects:
             match effect:
                 case Offer(contact=contact, agent=agent):
@@ -325,6 +356,8 @@ class ContactCalls:
     async def _ring(self, call: ContactCall, agent_id: str) -> None:
         agent = self._directory.get(agent_id)
         if agent is None or self._edge is None or call.ended:
+            if not call.ended:
+                self._notify(AgentEvent(agent_id, "ended", call.contact))
             self._apply(self.router.offer_declined(call.contact, agent_id, _now()))
             return
         call.agent = agent
@@ -343,6 +376,8 @@ class ContactCalls:
             )
         except (WorkerCommandError, WorkerDiedError, TimeoutError) as error:
             logger.warning("contact %s: calling agent %s failed: %s", call.contact, agent_id, error)
+            if not _abandoned(call, agent):
+                self._notify(AgentEvent(agent_id, "ended", call.contact))
             call.agent = None
             self._placed(worker)
             self._apply(self.router.offer_declined(call.contact, agent_id, _now()))
@@ -385,6 +420,8 @@ class ContactCalls:
             logger.error("contact %s: bridging failed: %s", call.contact, error)
             self._end(call, reason="media_failed")
             return
+        if agent is not None:
+            self._notify(AgentEvent(agent.id, "connected", call.contact))
         name = agent.name[:100] if agent is not None else "agent"
         self._tell(call, messages.State(state="connected", agent=name))
 
@@ -405,6 +442,7 @@ class ContactCalls:
         if call.agent_leg is not None:
             self._hangup(call.worker, call.agent_leg, 487 if not call.agent_answered else 0)
         if call.agent is not None and call.agent_answered:
+            self._notify(AgentEvent(call.agent.id, "ended", call.contact))
             self._apply(self.router.call_ended(call.agent.id, _now()))
         else:
             self._apply(self.router.contact_left(call.contact))
@@ -417,6 +455,13 @@ class ContactCalls:
         if call.timer is not None:
             call.timer.cancel()
             call.timer = None
+
+    def _notify(self, event: AgentEvent) -> None:
+        for watcher in list(self.watchers):
+            try:
+                watcher(event)
+            except Exception:  # noqa: BLE001 - a console's failure must not end a call
+                logger.exception("an agent event watcher failed on %s", event)
 
     def _tell(self, call: ContactCall, message: messages.ServerMessage) -> None:
         async def send() -> None:

@@ -1,20 +1,25 @@
 """The aiohttp application: routes, middlewares and the resources it owns.
 
 :func:`create_app` builds the app from the settings; resources open and
-close in ``cleanup_ctx`` in a fixed order (database, background tasks, then
-the SIP side: media workers and Kamailio), so shutdown stops calls first,
-cancels tasks next, and closes the database they use last.
+close in ``cleanup_ctx`` in a fixed order (database, background tasks, the
+SIP side: media workers and Kamailio, then the agent consoles' event pump,
+which watches the SIP side's contact calls), so shutdown unhooks the
+consoles, stops calls, cancels tasks next, and closes the database they use
+last.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from assistline.settings import Settings
-from assistline.signalling import calls, contacts, system, web_client, ws
+from assistline.signalling import agent_auth, agent_ws, calls, contacts, system, web_client, ws
 from assistline.signalling.keys import (
+    AGENT_CONSOLES_KEY,
+    AGENT_KDF_SLOTS_KEY,
     CALLS_KEY,
     CONTACT_CALLS_KEY,
     CONTACT_SESSIONS_KEY,
@@ -86,6 +91,8 @@ OPERATIONS: tuple[Operation, ...] = (
     *calls.OPERATIONS,
     *contacts.OPERATIONS,
     *ws.OPERATIONS,
+    *agent_auth.OPERATIONS,
+    *agent_ws.OPERATIONS,
 )
 
 
@@ -121,9 +128,13 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS_KEY] = settings
     app[OPENAPI_KEY] = build_document(OPERATIONS)
     app[CONTACT_SESSIONS_KEY] = {}
+    app[AGENT_CONSOLES_KEY] = agent_ws.AgentConsoles()
+    app[AGENT_KDF_SLOTS_KEY] = asyncio.Semaphore(agent_auth.KDF_SLOTS)
     app.on_shutdown.append(ws.close_sessions)
+    app.on_shutdown.append(agent_ws.close_consoles)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_tasks_ctx)
     app.cleanup_ctx.append(_sip_ctx)
+    app.cleanup_ctx.append(agent_ws.consoles_ctx)
     add_operations(app, OPERATIONS)
     return app

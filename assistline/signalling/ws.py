@@ -82,7 +82,8 @@ def allowed_origins(request: web.Request, settings: Settings) -> frozenset[str]:
     return frozenset({f"{parts.scheme}://{parts.netloc}".lower()})
 
 
-def _refuse_origin(request: web.Request, settings: Settings) -> None:
+def refuse_origin(request: web.Request, settings: Settings) -> None:
+    """403 unless the page's Origin is allowed (pages and consoles alike)."""
     origin = request.headers.get("Origin", "")
     if origin.lower().rstrip("/") not in allowed_origins(request, settings):
         shown = repr(origin[:100]) if origin else "missing"
@@ -105,7 +106,7 @@ def _contact_id(request: web.Request) -> uuid.UUID:
 async def _join(request: web.Request) -> ContactRef:
     """Check Origin, contact and token, spend the token, mark the contact joined."""
     settings = request.app[SETTINGS_KEY]
-    _refuse_origin(request, settings)
+    refuse_origin(request, settings)
     contact_id = _contact_id(request)
     pool = request.app[DATABASE_KEY].pool
     spent = await consume_token(pool, request.query.get("token", ""))

@@ -163,3 +163,46 @@ SELECT count(*) AS created,
            AS retry_after
 FROM audit_event
 WHERE subject = $1 AND action = 'contact.create' AND at > now() - make_interval(secs => $2);
+
+-- name: set_agent_console_password
+-- A new console password (its scrypt string) signs out every console session of the agent.
+WITH revoked AS (
+    UPDATE agent_session SET revoked_at = now()
+    WHERE agent_id = $1 AND revoked_at IS NULL AND expires_at > now()
+)
+UPDATE agent SET console_password = $2 WHERE id = $1 RETURNING id;
+
+-- name: agent_console_password
+SELECT id, name, console_password FROM agent WHERE id = $1;
+
+-- name: lock_agent_sign_in
+-- Serialises the sign-ins of one (agent, address) key ($1), so its failures are counted exactly.
+SELECT pg_advisory_xact_lock(hashtext('assistline.agent_sign_in:' || $1));
+
+-- name: recent_sign_in_failures
+-- Failed sign-ins of one key ($1, the audit subject) in the last $2 seconds and
+-- since its last success, and seconds until the oldest of them leaves the window.
+SELECT count(*) AS failures,
+       ceil(extract(epoch FROM min(at) + make_interval(secs => $2) - now()))::integer
+           AS retry_after
+FROM audit_event
+WHERE subject = $1 AND action = 'agent.sign_in_failed'
+  AND at > now() - make_interval(secs => $2)
+  AND at > coalesce((SELECT max(at) FROM audit_event
+                     WHERE subject = $1 AND action = 'agent.sign_in'), '-infinity');
+
+-- name: insert_agent_session
+INSERT INTO agent_session (token_hash, agent_id, expires_at)
+VALUES ($1, $2, now() + make_interval(secs => $3))
+RETURNING expires_at;
+
+-- name: agent_by_session
+-- The agent of a session that is neither expired nor revoked.
+SELECT a.id, a.name, a.state, extract(epoch FROM s.expires_at - now()) AS seconds_left
+FROM agent_session AS s JOIN agent AS a ON a.id = s.agent_id
+WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now();
+
+-- name: revoke_agent_session
+UPDATE agent_session SET revoked_at = now()
+WHERE token_hash = $1 AND revoked_at IS NULL
+RETURNING agent_id;

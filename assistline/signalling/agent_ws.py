@@ -1,0 +1,396 @@
+"""``GET /ws/agent``: the agent console's live socket; and the screen pop of one contact.
+
+The console opens ``/ws/agent`` with its session cookie
+(:mod:`.agent_auth`). The socket is refused *before the upgrade* with a
+problem document: 403 ``origin-not-allowed`` when the ``Origin`` header is
+missing or not allowed (the same check as the customer's ``/ws``), 401
+``session-refused`` without a session that is known, unexpired and not
+signed out. A session that expires or signs out while its socket is open
+closes it with code 4401.
+
+Frames are JSON objects with a ``type`` (at most 4 KB; more closes the
+socket, 1009). Server → console:
+
+- ``hello`` ``{agent: {id, name}, state, calls}``: first; ``state`` is the
+  agent's (``offline``, ``available``, ``busy``, ``wrap_up``); ``calls`` is
+  false when this server takes no calls (``sip.enabled = false``);
+- ``state`` ``{state}``: after a ``set_state``, a ``ping``, or a call event;
+- ``offer`` ``{contact, customer_id, account, balance_cents, currency, step,
+  fields, context_trail}``: routing offers this contact to the agent, whose
+  phone rings now (the screen pop; the same shape as
+  ``GET /api/v1/agent/contacts/{id}``);
+- ``call`` ``{contact, state}``: ``ringing`` (with an offer), ``connected``
+  (answered and bridged), ``ended`` (declined, unanswered, withdrawn, or
+  hung up by either side);
+- ``error`` ``{code, message}``: a frame was refused (``not_json``,
+  ``bad_message``, ``bad_value``, ``not_now``); the session goes on.
+
+Console → server:
+
+- ``set_state`` ``{state}``: ``available`` or ``offline`` (through
+  :meth:`~assistline.queue.contact_calls.ContactCalls.set_agent_state`, so
+  routing sees it at once; without calls, in the agent table only).
+  ``available`` is refused (``not_now``) while the agent is ``busy``;
+- ``ping``: answered with ``state`` (a console can poll with it, e.g. to see
+  a wrap-up end).
+
+Call events come from :attr:`ContactCalls.watchers` of this node, queued
+and pushed in order to every console of the agent on this node; consoles
+on other nodes hear nothing of them yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from assistline.queue.agents import AgentDirectory, AgentNotFoundError, AgentState
+from assistline.queue.contact_calls import AgentEvent
+from assistline.signalling.agent_auth import SESSION_PROBLEMS, SignedIn, require_session
+from assistline.signalling.contacts import get_contact
+from assistline.signalling.keys import (
+    AGENT_CONSOLES_KEY,
+    CONTACT_CALLS_KEY,
+    DATABASE_KEY,
+    SETTINGS_KEY,
+    TASKS_KEY,
+)
+from assistline.signalling.openapi import Operation, json_content, problem
+from assistline.signalling.problems import HttpProblem
+from assistline.signalling.ws import HEARTBEAT, refuse_origin
+from assistline.store.queries import QUERIES
+from assistline.tasks import TaskRegistry
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME = 4096
+#: Close code of a socket whose session expired or signed out.
+SESSION_ENDED = 4401
+_SETTABLE = ("available", "offline")
+_POP_FIELDS = ("customer_id", "account", "balance_cents", "currency", "step", "fields")
+
+
+def screen_pop(contact: dict[str, Any]) -> dict[str, Any]:
+    """What the agent is shown of a contact (from :func:`.contacts.get_contact`)."""
+    return {
+        "contact": contact["id"],
+        **{name: contact[name] for name in _POP_FIELDS},
+        "context_trail": contact["context_trail"],
+    }
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class _Console:
+    socket: web.WebSocketResponse
+    agent: str
+    token_hash: bytes
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    expiry: asyncio.TimerHandle | None = None
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class AgentConsoles:
+    """The open consoles of this node, by agent, and the call events pushed to them."""
+
+    def __init__(self) -> None:
+        self.consoles: dict[str, set[_Console]] = collections.defaultdict(set)
+        self._events: asyncio.Queue[AgentEvent] = asyncio.Queue()
+        self._tasks: TaskRegistry | None = None
+
+    def watch(self, event: AgentEvent) -> None:
+        """A :attr:`ContactCalls.watchers` callback: push ``event`` to the agent's consoles."""
+        if self.consoles.get(event.agent):
+            self._events.put_nowait(event)
+
+    def signed_out(self, token_hash: bytes) -> None:
+        """The session was revoked: close its sockets on this node."""
+        for consoles in self.consoles.values():
+            for console in [c for c in consoles if c.token_hash == token_hash]:
+                self._close_soon(console)
+
+    def start(self, app: web.Application) -> asyncio.Task[None]:
+        """Start pushing events, with the app's task registry."""
+        self._tasks = app[TASKS_KEY]
+        return self._tasks.spawn("agent console events", self._pump(app))
+
+    def add(self, console: _Console, seconds_left: float) -> None:
+        """A console opened; its socket closes when its session expires."""
+        self.consoles[console.agent].add(console)
+        loop = asyncio.get_running_loop()
+        console.expiry = loop.call_later(max(0.0, seconds_left), self._close_soon, console)
+
+    def remove(self, console: _Console) -> None:
+        """A console closed."""
+        if console.expiry is not None:
+            console.expiry.cancel()
+        consoles = self.consoles.get(console.agent)
+        if consoles is not None:
+            consoles.discard(console)
+            if not consoles:
+                del self.consoles[console.agent]
+
+    def _close_soon(self, console: _Console) -> None:
+        if self._tasks is not None and not console.socket.closed:
+            close = console.socket.close(code=SESSION_ENDED, message=b"session ended")
+            _ = self._tasks.spawn(f"close console of {console.agent}", close)
+
+    async def _pump(self, app: web.Application) -> None:
+        """Push queued events in order; one that fails is logged and the next goes on."""
+        while True:
+            event = await self._events.get()
+            try:
+                await self._push(app, event)
+            except Exception:  # noqa: BLE001 - one event's failure must not stop the others
+                logger.exception("pushing %s to agent consoles failed", event)
+
+    async def _push(self, app: web.Application, event: AgentEvent) -> None:
+        frames: list[dict[str, Any]] = []
+        if event.kind == "offered":
+            contact = await _contact(app, event.contact)
+            if contact is not None:
+                frames.append({"type": "offer", **screen_pop(contact)})
+        kind = "ringing" if event.kind == "offered" else event.kind
+        frames.append({"type": "call", "contact": event.contact, "state": kind})
+        frames.append({"type": "state", "state": await current_state(app, event.agent)})
+        for console in list(self.consoles.get(event.agent, ())):
+            for frame in frames:
+                await _send(console, frame)
+
+
+async def _contact(app: web.Application, contact_id: str) -> dict[str, Any] | None:
+    try:
+        parsed = uuid.UUID(contact_id)
+    except ValueError:
+        return None
+    return await get_contact(app[DATABASE_KEY].pool, parsed)
+
+
+async def current_state(app: web.Application, agent_id: str) -> str:
+    """The agent's state: routing's on this node, else the agent table's."""
+    calls = app.get(CONTACT_CALLS_KEY)
+    if calls is not None:
+        try:
+            return calls.router.agent(agent_id).state.value
+        except LookupError:
+            pass  # an agent added since start: routing has not heard of it yet
+    row = await app[DATABASE_KEY].pool.fetchrow(QUERIES["get_agent"], agent_id)
+    return "offline" if row is None else str(row["state"])
+
+
+async def _send(console: _Console, frame: dict[str, Any]) -> None:
+    async with console.lock:
+        if console.socket.closed:
+            return
+        try:
+            await console.socket.send_str(json.dumps(frame))
+        except ConnectionError:
+            pass  # the console has gone; its handler cleans up
+
+
+# ------------------------------------------------------------------ the socket
+
+
+async def agent_socket(request: web.Request) -> web.StreamResponse:
+    """The console's socket: the agent's state, offers and call states, live."""
+    refuse_origin(request, request.app[SETTINGS_KEY])
+    signed_in = await require_session(request)
+    socket = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=MAX_FRAME)
+    await socket.prepare(request)
+    consoles = request.app[AGENT_CONSOLES_KEY]
+    console = _Console(socket, signed_in.agent_id, signed_in.token_hash)
+    consoles.add(console, signed_in.seconds_left)
+    try:
+        await _send(
+            console,
+            {
+                "type": "hello",
+                "agent": {"id": signed_in.agent_id, "name": signed_in.name},
+                "state": await current_state(request.app, signed_in.agent_id),
+                "calls": CONTACT_CALLS_KEY in request.app,
+            },
+        )
+        await _converse(request.app, console, signed_in)
+    finally:
+        consoles.remove(console)
+        await socket.close()
+    return socket
+
+
+async def _converse(app: web.Application, console: _Console, signed_in: SignedIn) -> None:
+    async for frame in console.socket:
+        if frame.type != WSMsgType.TEXT:
+            if frame.type == WSMsgType.BINARY:
+                await _error(console, "not_json", "frames must be text")
+            continue
+        try:
+            reply = await _answer(app, console, frame.data)
+        except _Refused as refused:
+            await _error(console, refused.code, str(refused))
+            continue
+        except AgentNotFoundError:
+            await console.socket.close(code=SESSION_ENDED, message=b"agent removed")
+            return
+        await _send(console, reply)
+
+
+async def _answer(app: web.Application, console: _Console, text: str) -> dict[str, Any]:
+    try:
+        message = json.loads(text)
+    except ValueError:
+        raise _Refused("not_json", "the frame is not JSON") from None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        raise _Refused("bad_message", "a frame is a JSON object with a type")
+    match message["type"]:
+        case "ping" if set(message) == {"type"}:
+            return {"type": "state", "state": await current_state(app, console.agent)}
+        case "set_state" if set(message) == {"type", "state"}:
+            wanted = message["state"]
+            if wanted not in _SETTABLE:
+                raise _Refused("bad_value", "state must be available or offline")
+            state = await _set_state(app, console.agent, AgentState(wanted))
+            for other in list(app[AGENT_CONSOLES_KEY].consoles.get(console.agent, ())):
+                if other is not console:
+                    await _send(other, {"type": "state", "state": state})
+            return {"type": "state", "state": state}
+        case "ping" | "set_state":
+            raise _Refused("bad_message", f"{message['type']} has other fields")
+        case _:
+            raise _Refused("bad_message", f"unknown type {str(message['type'])[:40]!r}")
+
+
+async def _set_state(app: web.Application, agent_id: str, wanted: AgentState) -> str:
+    current = await current_state(app, agent_id)
+    if current == wanted.value:
+        return current  # nothing changes; the agent keeps its place among idle agents
+    if wanted is AgentState.AVAILABLE and current == "busy":
+        raise _Refused("not_now", "you are on a call; you can be available once it ends")
+    calls = app.get(CONTACT_CALLS_KEY)
+    if calls is not None:
+        await calls.set_agent_state(agent_id, wanted)
+    else:
+        directory = AgentDirectory(app[DATABASE_KEY].pool, app[SETTINGS_KEY].sip.realm)
+        await directory.set_state(agent_id, wanted)
+    logger.info("agent %s is %s (console)", agent_id, wanted.value)
+    return await current_state(app, agent_id)
+
+
+async def _error(console: _Console, code: str, message: str) -> None:
+    await _send(console, {"type": "error", "code": code, "message": message})
+
+
+# ------------------------------------------------------------------ lifecycle
+
+
+async def consoles_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Push call events to consoles while the app runs (after the SIP side has started)."""
+    consoles = app[AGENT_CONSOLES_KEY]
+    pump = consoles.start(app)
+    calls = app.get(CONTACT_CALLS_KEY)
+    if calls is not None:
+        calls.watchers.append(consoles.watch)
+    try:
+        yield
+    finally:
+        if calls is not None:
+            calls.watchers.remove(consoles.watch)
+        pump.cancel()
+        await asyncio.wait([pump])
+
+
+async def close_consoles(app: web.Application) -> None:
+    """At shutdown: close every console's socket."""
+    for consoles in list(app[AGENT_CONSOLES_KEY].consoles.values()):
+        for console in list(consoles):
+            await console.socket.close(code=WSCloseCode.GOING_AWAY)
+
+
+# ------------------------------------------------------------------ the screen pop
+
+
+async def contact_screen_pop(request: web.Request) -> web.StreamResponse:
+    """One contact as the agent sees it (the link of a phone's ``X-Assistline-Screen-Pop``)."""
+    signed_in = await require_session(request)
+    text = request.match_info["contact_id"]
+    try:
+        contact_id = uuid.UUID(text)
+    except ValueError:
+        raise HttpProblem(
+            400, "invalid-contact-id", f"{text[:64]!r} is not a contact id (a UUID)"
+        ) from None
+    pool = request.app[DATABASE_KEY].pool
+    contact = await get_contact(pool, contact_id)
+    if contact is None:
+        raise HttpProblem(404, "contact-not-found", f"no contact has id {text[:64]!r}")
+    await pool.execute(
+        QUERIES["insert_audit_event"],
+        f"agent:{signed_in.agent_id}",
+        "contact.view",
+        f"contact:{contact_id}",
+        "{}",
+    )
+    return web.json_response(screen_pop(contact), headers={"Cache-Control": "no-store"})
+
+
+SCREEN_POP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["contact", "customer_id", "account", "currency", "fields", "context_trail"],
+    "properties": {
+        "contact": {"type": "string", "format": "uuid"},
+        "customer_id": {"type": "string"},
+        "account": {"type": "string"},
+        "balance_cents": {"type": ["integer", "null"]},
+        "currency": {"type": "string"},
+        "step": {"type": ["string", "null"]},
+        "fields": {"type": "object"},
+        "context_trail": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET",
+        "/ws/agent",
+        agent_socket,
+        "The agent console's WebSocket: state, offers with their screen pop, call states",
+        {
+            "101": {"description": "switching to the WebSocket protocol"},
+            **SESSION_PROBLEMS,
+            "403": problem("Origin not allowed"),
+        },
+        tag="agent",
+    ),
+    Operation(
+        "GET",
+        "/api/v1/agent/contacts/{contact_id}",
+        contact_screen_pop,
+        "A contact's screen pop for a signed-in agent (customer, account, balance, context)",
+        {
+            "200": {"description": "the screen pop", "content": json_content(SCREEN_POP_SCHEMA)},
+            "400": problem("the id is not a UUID"),
+            **SESSION_PROBLEMS,
+            "404": problem("no such contact"),
+        },
+        tag="agent",
+        parameters=(
+            {
+                "name": "contact_id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "format": "uuid"},
+            },
+        ),
+    ),
+)

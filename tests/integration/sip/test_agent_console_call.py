@@ -1,0 +1,92 @@
+"""The agent console follows a real contact call: availability, the offer's screen pop, states.
+
+The same real parts as ``test_contact_call`` (one media worker, Kamailio,
+baresip as Ada's phone answering by itself, an aiortc peer as the
+customer's browser); Ada also has the console open, so the offer, the
+call's states and Ada's state reach it from ``ContactCalls`` itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from assistline.signalling.agent_auth import set_console_password
+from tests.integration.sip.test_agent_bridge import Server, phone_of_ada
+from tests.integration.sip.test_contact_call import _join, _until, browser, server
+from tests.integration.webrtc.peers import Browser, new_offer
+
+pytestmark = pytest.mark.slow
+__all__ = ["browser", "server"]  # fixtures used here
+
+CONSOLE_PASSWORD = "console-secret-1234"
+
+
+async def _console(server: Server) -> tuple[aiohttp.ClientWebSocketResponse, dict[str, Any]]:
+    await set_console_password(server.db, "agent-ada", CONSOLE_PASSWORD)
+    client = server.client
+    response = await client.post(
+        "/api/v1/agent/session", json={"agent_id": "agent-ada", "password": CONSOLE_PASSWORD}
+    )
+    assert response.status == 201, await response.text()
+    origin = str(client.make_url("/")).rstrip("/")
+    socket = await client.ws_connect("/ws/agent", headers={"Origin": origin})
+    hello: dict[str, Any] = await socket.receive_json(timeout=5)
+    return socket, hello
+
+
+async def _state(socket: aiohttp.ClientWebSocketResponse, state: str) -> None:
+    await socket.send_json({"type": "set_state", "state": state})
+    assert await socket.receive_json(timeout=5) == {"type": "state", "state": state}
+
+
+async def test_the_console_sets_availability_and_sees_the_offer_and_the_call(
+    server: Server, browser: Browser, tmp_path: Path
+) -> None:
+    console, hello = await _console(server)
+    assert hello["calls"] is True and hello["state"] == "available"
+    # Availability goes through routing: offline here, no contact is offered.
+    await _state(console, "offline")
+    assert await server.db.fetchval("SELECT state FROM agent WHERE id = 'agent-ada'") == "offline"
+    async with phone_of_ada(server, tmp_path / "baresip") as phone:
+        contact, page = await _join(server.client)
+        await page.send_str(json.dumps({"type": "offer", "sdp": await new_offer(browser)}))
+        await browser.take_answer((await _until(page, "answer"))["sdp"])
+        await asyncio.wait_for(browser.connected.wait(), 10)
+        assert (await _until(page, "state", state="queued"))["position"] == 1
+        # Available: routing offers Ada the contact at once (the reply says busy already).
+        await console.send_json({"type": "set_state", "state": "available"})
+
+        offer = await _until(console, "offer")
+        assert offer == {
+            "type": "offer",
+            "contact": contact,
+            "customer_id": "cust-9",
+            "account": "AR-9",
+            "balance_cents": 4200,
+            "currency": "USD",
+            "step": None,
+            "fields": {},
+            "context_trail": [],
+        }
+        await _until(console, "call", contact=contact, state="ringing")
+        await phone.wait_event("CALL_ESTABLISHED")
+        await _until(console, "call", contact=contact, state="connected")
+        await _until(page, "state", state="connected")
+        await console.send_json({"type": "ping"})
+        await _until(console, "state", state="busy")
+        await console.send_json({"type": "set_state", "state": "available"})
+        refused = await _until(console, "error")
+        assert refused["code"] == "not_now"
+
+        await page.send_str('{"type": "hangup"}')
+        await _until(console, "call", contact=contact, state="ended")
+        await _until(console, "state", state="wrap_up")
+        await phone.wait_event("CALL_CLOSED")
+        await page.close()
+    await console.close()
