@@ -291,6 +291,14 @@ class ContactCalls:
             return
         if isinstance(event, protocol.Ringing):
             return
+        if isinstance(event, protocol.Hold | protocol.Unhold) and call.agent_answered:
+            # The agent's phone put the call on hold (or took it off): the page says so.
+            if isinstance(event, protocol.Hold):
+                self._tell(call, messages.State(state="on_hold"))
+            else:
+                name = call.agent.name[:100] if call.agent is not None else "agent"
+                self._tell(call, messages.State(state="connected", agent=name))
+            return
         if isinstance(event, protocol.Answered) and call.agent is not None:
             self._cancel_timer(call)
             call.agent_answered = True

@@ -146,6 +146,11 @@ async def test_a_contact_is_bridged_to_the_available_agent_and_each_hears_the_ot
         await socket.send_str('{"type": "digit", "digit": "5"}')
         dtmf = await phone.wait_event("CALL_DTMF_START")
         assert dtmf["param"] == "5", dtmf
+        # The agent holds the call on the phone, then takes it back: the page is told.
+        await phone.command("hold")
+        await _until(socket, "state", state="on_hold")
+        await phone.command("resume")
+        await _until(socket, "state", state="connected", agent="Ada Agent")
 
         await socket.send_str('{"type": "hangup"}')
         assert (await _until(socket, "state", state="ended"))["reason"] == "hangup"
