@@ -147,8 +147,32 @@ def to_internal_rate(frame: av.AudioFrame, resampler: Resampler) -> Samples:
     return resampler.process(mono)
 
 
+#: Opus bit rate of what the customer hears: mono voice (aiortc's own encoder
+#: sends 96 kbit/s stereo).
+OPUS_BITRATE = 32_000
+
+
+def opus_encoder() -> av.AudioCodecContext:
+    """A mono 48 kHz libopus encoder for voice, one 20 ms packet per frame."""
+    encoder = av.CodecContext.create("libopus", "w")
+    assert isinstance(encoder, av.AudioCodecContext)
+    encoder.bit_rate = OPUS_BITRATE
+    encoder.format = "s16"
+    encoder.layout = "mono"
+    encoder.sample_rate = OPUS_RATE
+    encoder.time_base = _TIME_BASE
+    encoder.options = {"application": "voip"}
+    return encoder
+
+
 class OutgoingAudio(MediaStreamTrack):
-    """The track aiortc sends to the browser: internal-rate frames from a ring, as 48 kHz."""
+    """The track aiortc sends to the browser: internal-rate frames from a ring, as Opus.
+
+    It hands aiortc encoded packets, which aiortc's sender only packs: its own
+    path for frames computes the RFC 6465 audio level in pure Python and
+    encodes stereo at 96 kbit/s in an executor thread (0.41 ms of CPU per
+    20 ms frame measured here, against 0.16 ms for this mono encoder).
+    """
 
     kind = "audio"
 
@@ -156,11 +180,21 @@ class OutgoingAudio(MediaStreamTrack):
         super().__init__()
         self.ring: collections.deque[Samples] = collections.deque(maxlen=RING_FRAMES)
         self._resampler = Resampler(INTERNAL_RATE, OPUS_RATE)
+        self._encoder = opus_encoder()
         self._start: float | None = None
         self._count = 0
 
-    async def recv(self) -> av.AudioFrame:
-        """The next 20 ms at 48 kHz, due ``n`` × 20 ms after the first (silence when empty)."""
+    async def recv(self) -> av.Packet[Any]:
+        """The next 20 ms, encoded, due ``n`` × 20 ms after the first (silence when empty)."""
+        while True:
+            frame = await self._next_frame()
+            packets = self._encoder.encode(frame)
+            if packets:  # libopus gives one packet per 20 ms frame (none only when priming)
+                packet = packets[0]
+                packet.time_base = _TIME_BASE
+                return packet
+
+    async def _next_frame(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
         loop = asyncio.get_running_loop()
