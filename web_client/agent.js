@@ -1,5 +1,6 @@
 // The agent console (first version, for agents on SIP phones): sign in, set
-// availability, see who is calling (the screen pop) and the call's state.
+// availability, see who is calling (the screen pop) and the call's state, and
+// chat with the customer while connected.
 // Live updates come over /ws/agent (assistline/signalling/agent_ws.py documents
 // its messages). Every value from the server is rendered with textContent.
 
@@ -17,6 +18,7 @@ const CALL_STATES = {
   ended: "The call has ended.",
 };
 const PING_SECONDS = 15;
+const MAX_CHAT = 2000;
 
 let socket = null;
 let pingTimer = null;
@@ -24,6 +26,8 @@ let retryTimer = null;
 let retryDelay = 1000;
 let signingOut = false;
 let offered = null; // the contact whose screen pop is shown
+let connected = null; // the contact the agent is connected to: chat goes there
+let pendingChat = null; // the line sent, kept in the box until the server echoes it
 
 function notice(text) {
   $("notice").textContent = text;
@@ -112,6 +116,27 @@ function renderPop(container, pop) {
   container.replaceChildren(...parts);
 }
 
+function showChatLine(text, from) {
+  const line = document.createElement("li");
+  line.className = from === "agent" ? "mine" : "theirs";
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = from === "agent" ? "You: " : "Customer: ";
+  const body = document.createElement("span");
+  body.textContent = text;
+  line.append(who, body);
+  $("chat-log").append(line);
+  $("chat-log").scrollTop = $("chat-log").scrollHeight;
+}
+
+// Chat is open while the agent is connected to a contact.
+function setConnected(contact) {
+  connected = contact;
+  pendingChat = null;
+  $("chat-input").disabled = contact === null;
+  $("chat-send").disabled = contact === null;
+}
+
 function setState(state) {
   $("agent-state").textContent = STATE_NAMES[state] || state;
   $("available").checked = state !== "offline";
@@ -148,10 +173,23 @@ function onMessage(message) {
         offered = null; // a call with no screen pop (not a contact of this server)
         $("offer-pop").replaceChildren();
       }
+      if (message.state === "ringing") $("chat-log").replaceChildren();
+      if (message.state === "connected") setConnected(message.contact);
+      else if (message.contact === connected || message.state === "ringing") setConnected(null);
       $("call-section").hidden = false;
       $("call-state").textContent = CALL_STATES[message.state] || message.state;
       break;
+    case "chat":
+      if (message.contact !== connected) break;
+      showChatLine(message.text, message.from);
+      if (message.from === "agent" && pendingChat !== null) {
+        // The echo may differ (card numbers masked): it is the line just sent all the same.
+        if ($("chat-input").value.trim() === pendingChat) $("chat-input").value = "";
+        pendingChat = null;
+      }
+      break;
     case "error":
+      pendingChat = null;
       notice(message.message);
       send({ type: "ping" }); // answered with the state, which resets the switch
       break;
@@ -298,6 +336,8 @@ async function signOut() {
     // The server closes the session's sockets; without it, it expires on its own.
   }
   if (socket) socket.close();
+  setConnected(null);
+  $("chat-log").replaceChildren();
   $("call-section").hidden = true;
   $("offer-pop").replaceChildren();
   offered = null;
@@ -306,7 +346,27 @@ async function signOut() {
   showSignIn("You have signed out.");
 }
 
+function sendChat(event) {
+  event.preventDefault();
+  const text = $("chat-input").value.trim();
+  if (connected === null) return;
+  if (!text) {
+    notice("Type a message first.");
+    return;
+  }
+  if (text.length > MAX_CHAT) {
+    notice(`A message can be at most ${MAX_CHAT} characters.`);
+    return;
+  }
+  if (!send({ type: "chat", contact: connected, text })) {
+    notice("Not connected to the server yet; try again in a moment.");
+    return;
+  }
+  pendingChat = text; // the box empties when the server echoes the line
+}
+
 $("sign-in").addEventListener("submit", signIn);
+$("chat-form").addEventListener("submit", sendChat);
 $("sign-out").addEventListener("click", signOut);
 $("available").addEventListener("change", (event) => {
   const state = event.target.checked ? "available" : "offline";

@@ -242,9 +242,10 @@ function handlers(stream) {
       line.append(who, body);
       ui.chatLog.append(line);
       ui.chatLog.scrollTop = ui.chatLog.scrollHeight;
-      if (from === "customer" && text === pendingChat) {
+      // The echo of the line just sent; it may differ from it (card numbers are masked).
+      if (from === "customer" && pendingChat !== null) {
+        if (ui.chatInput.value.trim() === pendingChat) ui.chatInput.value = "";
         pendingChat = null;
-        if (ui.chatInput.value.trim() === text) ui.chatInput.value = "";
       }
     },
     error(code, text) {

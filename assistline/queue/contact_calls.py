@@ -35,7 +35,11 @@ chain) when nobody claims them.
 :attr:`ContactCalls.watchers` (the agent console) are told, as
 :class:`AgentEvent`, when an agent is offered a contact, is connected to it,
 and when that offer or call ends; they are called synchronously and must
-not block.
+not block. While a contact is connected to its agent, chat lines go both
+ways (:meth:`ContactCalls.chat` from the page, :meth:`ContactCalls.agent_chat`
+from the console): card numbers masked first, each line shown to both sides
+(the page as ``chat``, the agent's consoles as a ``chat`` event), neither
+stored nor logged.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ from assistline.queue.routing import (
     Router,
     VideoUnavailable,
 )
+from assistline.redaction import mask_card_numbers
 from assistline.signalling import messages
 from assistline.sip import protocol
 from assistline.sip.pool import NoWorkerError, WorkerCommandError, WorkerDiedError, WorkerPool
@@ -75,16 +80,24 @@ logger = logging.getLogger(__name__)
 #: Seconds an agent's phone rings before the offer counts as declined.
 ANSWER_TIMEOUT = 20.0
 Events = Callable[[str, protocol.Event], None]
-AgentEventKind = Literal["offered", "connected", "ended"]
+AgentEventKind = Literal["offered", "connected", "ended", "chat"]
+#: What a chat line tells a contact with no agent connected.
+CHAT_NOT_NOW = "chat opens when an agent is connected"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AgentEvent:
-    """An agent was offered ``contact``, was connected to it, or that offer or call ended."""
+    """An agent was offered ``contact``, was connected to it, or that offer or call ended.
+
+    A ``chat`` event carries a chat line of the connected call (``text``, card
+    numbers masked, never in ``repr``) and who wrote it (``sender``).
+    """
 
     agent: str
     kind: AgentEventKind
     contact: str
+    text: str = dataclasses.field(default="", repr=False)
+    sender: messages.Sender | None = None
 
 
 def agent_events(effects: Sequence[Effect]) -> list[AgentEvent]:
@@ -253,6 +266,27 @@ class ContactCalls:
             )
         except (WorkerCommandError, WorkerDiedError, TimeoutError) as error:
             raise ContactCallError("not_now", f"the digit was not sent: {error}") from None
+
+    def chat(self, contact: str, text: str) -> None:
+        """A chat line from the page: masked, echoed to it and told to its agent's consoles."""
+        call = self.calls.get(contact)
+        if call is None or call.agent is None or not call.agent_answered:
+            raise ContactCallError("not_now", CHAT_NOT_NOW)
+        self._chat(call, call.agent.id, text, "customer")
+
+    def agent_chat(self, agent_id: str, contact: str, text: str) -> None:
+        """A chat line from the agent's console to its connected contact's page (and echoed)."""
+        call = self.calls.get(contact)
+        agent = call.agent if call is not None else None
+        if call is None or agent is None or agent.id != agent_id or not call.agent_answered:
+            raise ContactCallError("not_now", "chat opens when you are connected to the customer")
+        self._chat(call, agent_id, text, "agent")
+
+    def _chat(self, call: ContactCall, agent_id: str, text: str, sender: messages.Sender) -> None:
+        """Card numbers never reach the agent, the page or a log; chat is not stored."""
+        masked = mask_card_numbers(text)
+        self._tell(call, messages.ChatLine(text=masked, sender=sender))
+        self._notify(AgentEvent(agent_id, "chat", call.contact, masked, sender))
 
     def page_left(self, contact: str) -> None:
         """The page hung up or closed: end the contact's legs."""

@@ -8,8 +8,8 @@ missing or not allowed (the same check as the customer's ``/ws``), 401
 signed out. A session that expires or signs out while its socket is open
 closes it with code 4401.
 
-Frames are JSON objects with a ``type`` (at most 4 KB; more closes the
-socket, 1009). Server → console:
+Frames are JSON objects with a ``type`` (at most 16 KB, room for a chat
+line of 2,000 characters; more closes the socket, 1009). Server → console:
 
 - ``hello`` ``{agent: {id, name}, state, calls}``: first; ``state`` is the
   agent's (``offline``, ``available``, ``busy``, ``wrap_up``); ``calls`` is
@@ -22,6 +22,10 @@ socket, 1009). Server → console:
 - ``call`` ``{contact, state}``: ``ringing`` (with an offer), ``connected``
   (answered and bridged), ``ended`` (declined, unanswered, withdrawn, or
   hung up by either side);
+- ``chat`` ``{contact, text, from}``: a chat line of the connected call,
+  ``from`` ``customer`` (the page's) or ``agent`` (the console's own line,
+  echoed to every console of the agent), card numbers already masked
+  (``[card …1111]``);
 - ``error`` ``{code, message}``: a frame was refused (``not_json``,
   ``bad_message``, ``bad_value``, ``not_now``); the session goes on.
 
@@ -32,7 +36,15 @@ Console → server:
   routing sees it at once; without calls, in the agent table only).
   ``available`` is refused (``not_now``) while the agent is ``busy``;
 - ``ping``: answered with ``state`` (a console can poll with it, e.g. to see
-  a wrap-up end).
+  a wrap-up end);
+- ``chat`` ``{contact, text}``: a line (1..2,000 characters) to the page of
+  ``contact``, the call the agent is connected to (naming it keeps a line
+  typed during one call from reaching the next customer). Its card numbers
+  are masked (:func:`~assistline.redaction.mask_card_numbers`), then it is
+  sent to the page and echoed back as ``chat`` from ``agent``; no reply
+  otherwise. Refused with ``not_now`` unless the agent is connected to that
+  contact, ``bad_value`` for a text out of bounds. Chat text is neither
+  stored nor logged.
 
 Call events come from :attr:`ContactCalls.watchers` of this node, queued
 and pushed in order to every console of the agent on this node; consoles
@@ -53,7 +65,8 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from assistline.queue.agents import AgentDirectory, AgentNotFoundError, AgentState
-from assistline.queue.contact_calls import AgentEvent
+from assistline.queue.contact_calls import AgentEvent, ContactCallError
+from assistline.signalling import messages
 from assistline.signalling.agent_auth import SESSION_PROBLEMS, SignedIn, require_session
 from assistline.signalling.contacts import get_contact
 from assistline.signalling.keys import (
@@ -71,7 +84,7 @@ from assistline.tasks import TaskRegistry
 
 logger = logging.getLogger(__name__)
 
-MAX_FRAME = 4096
+MAX_FRAME = 16_384
 #: Close code of a socket whose session expired or signed out.
 SESSION_ENDED = 4401
 _SETTABLE = ("available", "offline")
@@ -157,6 +170,11 @@ class AgentConsoles:
                 logger.exception("pushing %s to agent consoles failed", event)
 
     async def _push(self, app: web.Application, event: AgentEvent) -> None:
+        if event.kind == "chat":
+            line = {"type": "chat", "contact": event.contact, "text": event.text}
+            for console in list(self.consoles.get(event.agent, ())):
+                await _send(console, line | {"from": event.sender})
+            return
         frames: list[dict[str, Any]] = []
         if event.kind == "offered":
             contact = await _contact(app, event.contact)
@@ -243,10 +261,11 @@ async def _converse(app: web.Application, console: _Console, signed_in: SignedIn
         except AgentNotFoundError:
             await console.socket.close(code=SESSION_ENDED, message=b"agent removed")
             return
-        await _send(console, reply)
+        if reply is not None:
+            await _send(console, reply)
 
 
-async def _answer(app: web.Application, console: _Console, text: str) -> dict[str, Any]:
+async def _answer(app: web.Application, console: _Console, text: str) -> dict[str, Any] | None:
     try:
         message = json.loads(text)
     except ValueError:
@@ -265,10 +284,30 @@ async def _answer(app: web.Application, console: _Console, text: str) -> dict[st
                 if other is not console:
                     await _send(other, {"type": "state", "state": state})
             return {"type": "state", "state": state}
-        case "ping" | "set_state":
+        case "chat" if set(message) == {"type", "contact", "text"}:
+            _chat(app, console.agent, message["contact"], message["text"])
+            return None  # the line comes back as a chat event, after the page's
+        case "ping" | "set_state" | "chat":
             raise _Refused("bad_message", f"{message['type']} has other fields")
         case _:
             raise _Refused("bad_message", f"unknown type {str(message['type'])[:40]!r}")
+
+
+def _chat(app: web.Application, agent_id: str, contact: Any, text: Any) -> None:
+    """Send the agent's chat line to its connected contact (masked there); never logged."""
+    if not isinstance(contact, str) or not contact:
+        raise _Refused("bad_value", "contact must be the id of the call you are connected to")
+    try:
+        messages.Chat(text=text)  # the page's bounds: 1..MAX_CHAT characters, valid Unicode
+    except messages.MessageError as error:
+        raise _Refused("bad_value", str(error)) from None
+    calls = app.get(CONTACT_CALLS_KEY)
+    if calls is None:
+        raise _Refused("not_now", "chat opens when you are connected to the customer")
+    try:
+        calls.agent_chat(agent_id, contact, text)
+    except ContactCallError as error:
+        raise _Refused(error.code, str(error)) from None
 
 
 async def _set_state(app: web.Application, agent_id: str, wanted: AgentState) -> str:

@@ -33,8 +33,17 @@ to it; ``state`` messages follow (queued with position, ringing, connected,
 ended). When the call ends on the server's side the session sends
 ``ended`` and closes. Without media workers (``sip.enabled = false``) an
 offer is answered ``not_now``. Keypad digits go to the agent's phone as
-RFC 4733 events once the call is connected. Not yet here: chat with the
-agent and video escalation, which are answered ``not_now``.
+RFC 4733 events once the call is connected.
+
+Chat opens when the call is connected to an agent: a ``chat`` line has its
+card numbers masked (:func:`~assistline.redaction.mask_card_numbers`, so
+``4111 1111 1111 1111`` becomes ``[card …1111]``), is echoed back to the
+page as ``chat`` from ``customer`` (the masked text: what the agent sees)
+and goes to the agent's console; the agent's lines come as ``chat`` from
+``agent``. Before that (queued, ringing, or no media workers), ``chat`` is
+answered ``not_now`` ("chat opens when an agent is connected"). Chat text is
+neither stored nor logged. Not yet here: video escalation, answered
+``not_now``.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from assistline.queue.contact_calls import ContactCallError, ContactCalls
+from assistline.queue.contact_calls import CHAT_NOT_NOW, ContactCallError, ContactCalls
 from assistline.queue.routing import Media
 from assistline.settings import Settings
 from assistline.signalling import messages
@@ -224,6 +233,13 @@ async def _converse(
             case messages.Candidate() if calls is not None:
                 try:
                     await calls.candidate(str(contact.id), message)
+                except ContactCallError as error:
+                    await _send_error(socket, messages.MessageError(error.code, str(error)[:500]))
+            case messages.Chat(text=text):
+                try:
+                    if calls is None:
+                        raise ContactCallError("not_now", CHAT_NOT_NOW)
+                    calls.chat(str(contact.id), text)
                 except ContactCallError as error:
                     await _send_error(socket, messages.MessageError(error.code, str(error)[:500]))
             case messages.Digit(digit=digit) if calls is not None:

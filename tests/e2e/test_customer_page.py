@@ -160,7 +160,9 @@ async def test_a_demo_call_offers_real_media_and_stays_usable_when_the_server_sa
     box = page.get_by_role("textbox", name="Message")
     await box.fill("<b>where</b> is my <img src=x onerror=alert(1)> receipt?")
     await page.get_by_role("button", name="Send").click()
-    await expect(notice).to_contain_text("Not available yet: Chat needs a connected call.")
+    await expect(notice).to_contain_text(
+        "Not available yet: chat opens when an agent is connected."
+    )
     assert frames.of("chat", "sent") == [
         {"type": "chat", "text": "<b>where</b> is my <img src=x onerror=alert(1)> receipt?"}
     ]

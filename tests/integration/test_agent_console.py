@@ -164,7 +164,24 @@ async def test_hello_then_set_state_changes_the_agents_row(
     [
         ({"type": "set_state", "state": "busy"}, "bad_value", "state must be available or offline"),
         ({"type": "set_state"}, "bad_message", "set_state has other fields"),
-        ({"type": "chat", "text": "hi"}, "bad_message", "unknown type 'chat'"),
+        ({"type": "chat", "text": "hi"}, "bad_message", "chat has other fields"),
+        (
+            {"type": "chat", "contact": 7, "text": "hi"},
+            "bad_value",
+            "contact must be the id of the call you are connected to",
+        ),
+        (
+            {"type": "chat", "contact": "c", "text": ""},
+            "bad_value",
+            "chat.text must be 1..2000 characters",
+        ),
+        # No SIP here: no call to chat in.
+        (
+            {"type": "chat", "contact": "c", "text": "hi"},
+            "not_now",
+            "chat opens when you are connected to the customer",
+        ),
+        ({"type": "hello"}, "bad_message", "unknown type 'hello'"),
         ([1, 2], "bad_message", "a frame is a JSON object with a type"),
     ],
 )
@@ -238,6 +255,27 @@ async def test_an_offer_and_its_call_states_are_pushed_to_the_agents_consoles_on
         call = await first.receive_json(timeout=5)
         assert call == {"type": "call", "contact": contact, "state": state}
         assert (await first.receive_json(timeout=5))["type"] == "state"
+    await first.close()
+    await second.close()
+
+
+async def test_a_chat_line_is_pushed_to_the_agents_consoles_only_without_a_state(
+    client: Client,
+) -> None:
+    assert client.app is not None
+    await add_agent(client, "bo", "Bo")
+    await _sign_in(client)
+    first, _ = await _open(client)
+    second, _ = await _open(client)
+    watch = client.app[AGENT_CONSOLES_KEY].watch
+    watch(AgentEvent("bo", "chat", "c1", "not for ada", "customer"))
+    watch(AgentEvent("ada", "chat", "c1", "Hi [card …1111]", "customer"))
+    watch(AgentEvent("ada", "chat", "c1", "Hello", "agent"))
+    for socket in (first, second):
+        for text, sender in (("Hi [card …1111]", "customer"), ("Hello", "agent")):
+            line = await socket.receive_json(timeout=5)
+            assert line == {"type": "chat", "contact": "c1", "text": text, "from": sender}
+    assert await _exchange(first, {"type": "ping"}) == {"type": "state", "state": "offline"}
     await first.close()
     await second.close()
 

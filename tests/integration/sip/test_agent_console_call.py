@@ -3,13 +3,15 @@
 The same real parts as ``test_contact_call`` (one media worker, Kamailio,
 baresip as Ada's phone answering by itself, an aiortc peer as the
 customer's browser); Ada also has the console open, so the offer, the
-call's states and Ada's state reach it from ``ContactCalls`` itself.
+call's states and Ada's state reach it from ``ContactCalls`` itself, and
+chat goes between the page and the console while they are connected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +92,83 @@ async def test_the_console_sets_availability_and_sees_the_offer_and_the_call(
         await phone.wait_event("CALL_CLOSED")
         await page.close()
     await console.close()
+
+
+CANARY = "4111 1111 1111 1111"  # Luhn-valid: a card number as a customer might type it
+MASKED = "[card …1111]"
+
+
+async def test_chat_goes_both_ways_while_connected_with_card_numbers_masked(
+    server: Server, browser: Browser, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    console, _ = await _console(server)
+    async with phone_of_ada(server, tmp_path / "baresip", answermode="manual") as phone:
+        contact, page = await _join(server.client)
+        # Before an agent is connected, chat is not open.
+        await page.send_str(json.dumps({"type": "chat", "text": "anyone there?"}))
+        refused = await _until(page, "error")
+        assert refused == {
+            "type": "error",
+            "code": "not_now",
+            "message": "chat opens when an agent is connected",
+        }
+        await console.send_json({"type": "chat", "contact": contact, "text": "Hello?"})
+        assert await _until(console, "error") == {
+            "type": "error",
+            "code": "not_now",
+            "message": "chat opens when you are connected to the customer",
+        }
+        await page.send_str(json.dumps({"type": "offer", "sdp": await new_offer(browser)}))
+        await browser.take_answer((await _until(page, "answer"))["sdp"])
+        await _until(console, "offer")
+        await phone.wait_event("CALL_INCOMING")  # ringing: chat is not open yet
+        await page.send_str(json.dumps({"type": "chat", "text": "still ringing?"}))
+        assert (await _until(page, "error"))["code"] == "not_now"
+        await phone.command("accept")
+        await phone.wait_event("CALL_ESTABLISHED")
+        await _until(console, "call", contact=contact, state="connected")
+        await _until(page, "state", state="connected")
+
+        # Page → console, echoed to the page; the card number is masked on both.
+        await page.send_str(json.dumps({"type": "chat", "text": f"my card is {CANARY} <b>ok"}))
+        line = f"my card is {MASKED} <b>ok"
+        echo = await _until(page, "chat")
+        assert echo == {"type": "chat", "text": line, "from": "customer"}
+        heard = await _until(console, "chat")
+        assert heard == {"type": "chat", "contact": contact, "text": line, "from": "customer"}
+
+        # Console → page, echoed to the console; masked too (no dashes or spaces here).
+        said = f"Thanks, please do not type {CANARY.replace(' ', '-')} here"
+        await console.send_json({"type": "chat", "contact": contact, "text": said})
+        line = f"Thanks, please do not type {MASKED} here"
+        assert await _until(page, "chat") == {"type": "chat", "text": line, "from": "agent"}
+        echoed = await _until(console, "chat")
+        assert echoed == {"type": "chat", "contact": contact, "text": line, "from": "agent"}
+
+        # A line for another contact, or out of bounds, is refused; the session goes on.
+        other = "00000000-0000-4000-8000-000000000000"
+        await console.send_json({"type": "chat", "contact": other, "text": "Hi"})
+        assert (await _until(console, "error"))["code"] == "not_now"
+        await console.send_json({"type": "chat", "contact": contact, "text": "x" * 2001})
+        assert await _until(console, "error") == {
+            "type": "error",
+            "code": "bad_value",
+            "message": "chat.text must be 1..2000 characters",
+        }
+        await console.send_json({"type": "chat", "contact": contact, "text": "é" * 2000})
+        long_line = await _until(console, "chat")  # 4,000 bytes of UTF-8: one frame still
+        assert (long_line["text"], long_line["from"]) == ("é" * 2000, "agent")
+        assert (await _until(page, "chat"))["text"] == "é" * 2000
+
+        await page.send_str('{"type": "hangup"}')
+        await _until(console, "call", contact=contact, state="ended")
+        await phone.wait_event("CALL_CLOSED")
+        # The call is over: chat is closed again.
+        await console.send_json({"type": "chat", "contact": contact, "text": "Bye"})
+        assert (await _until(console, "error"))["code"] == "not_now"
+        await page.close()
+    await console.close()
+    # Neither the lines nor the card number (masked or not) reached a log.
+    for needle in (CANARY, CANARY.replace(" ", "-"), MASKED, "my card", "Thanks, please"):
+        assert needle not in caplog.text, needle
