@@ -1,7 +1,9 @@
 """The call recorder: a streaming WAV writer that can pause without losing time.
 
 A :class:`Recorder` writes 20 ms frames to a RIFF/WAVE file (PCM, 16-bit,
-little-endian, at :data:`INTERNAL_RATE`) as they arrive: stereo with one
+little-endian, at :data:`INTERNAL_RATE`, or at another rate for audio written
+whole with :meth:`Recorder.write_frames`: a narrowband call bridged inside
+pjmedia is recorded at 8 kHz) as they arrive: stereo with one
 party per channel (left and right), or mono with the two mixed by a
 saturating sum. It is a thin I/O object over one file whose writes block:
 it belongs in a media worker, never in the control process. The worker's
@@ -155,7 +157,10 @@ class Recorder:
         channels: int = 2,
         flush_every: int = 50,
         fsync: bool = False,
+        rate: int = INTERNAL_RATE,
     ) -> None:
+        if rate % 50 or not 8000 <= rate <= 48000:
+            raise ValueError(f"a recording's rate is 8000..48000 Hz in 20 ms frames, not {rate}")
         if channels not in (1, 2):
             raise ValueError(f"a recording has 1 (mono mix) or 2 (stereo) channels, not {channels}")
         if flush_every < 1:
@@ -163,6 +168,8 @@ class Recorder:
         self._path = Path(path)
         self._sidecar = sidecar_path(self._path)
         self._channels = channels
+        self._rate = rate
+        self._tick = rate // 50  # samples per channel in 20 ms
         self._flush_every = flush_every
         self._fsync = fsync
         self._frame_bytes = FRAME_SAMPLES * channels * SAMPLE_BYTES
@@ -177,7 +184,7 @@ class Recorder:
         # Exclusive create: a recording is evidence and is never overwritten.
         self._file = open(self._path, "xb")
         try:
-            self._file.write(wav_header(channels, INTERNAL_RATE, 0))
+            self._file.write(wav_header(channels, rate, 0))
             self._file.flush()
             self._write_sidecar(complete=False)
         except BaseException:
@@ -203,8 +210,8 @@ class Recorder:
 
     @property
     def rate(self) -> int:
-        """Samples per second per channel: always :data:`INTERNAL_RATE`."""
-        return INTERNAL_RATE
+        """Samples per second per channel (:data:`INTERNAL_RATE` unless told otherwise)."""
+        return self._rate
 
     @property
     def paused(self) -> bool:
@@ -237,6 +244,8 @@ class Recorder:
         """Write one 20 ms tick: left and right channels, or their mix in mono; None is silence."""
         if self._closed:
             raise ValueError("the recording is closed")
+        if self._rate != INTERNAL_RATE:
+            raise ValueError(f"a recording at {self._rate} Hz is written with write_frames")
         if (self._samples + FRAME_SAMPLES) * self._channels * SAMPLE_BYTES > MAX_DATA_BYTES:
             raise ValueError("the recording reached the 4 GiB size limit of a WAV file")
         if self.paused:
@@ -262,7 +271,7 @@ class Recorder:
         """
         if self._closed:
             raise ValueError("the recording is closed")
-        if self._channels != 2 or len(left) != len(right) or len(left) % FRAME_SAMPLES:
+        if self._channels != 2 or len(left) != len(right) or len(left) % self._tick:
             raise ValueError("write_frames takes two channels of whole 20 ms frames, stereo only")
         if (self._samples + len(left)) * 2 * SAMPLE_BYTES > MAX_DATA_BYTES:
             raise ValueError("the recording reached the 4 GiB size limit of a WAV file")
@@ -273,7 +282,7 @@ class Recorder:
             out[:, 0], out[:, 1] = left, right
             self._file.write(out.data)
         self._samples += len(left)
-        self._unflushed_frames += len(left) // FRAME_SAMPLES
+        self._unflushed_frames += len(left) // self._tick
         if self._unflushed_frames >= self._flush_every:
             self.flush()
 
@@ -310,7 +319,7 @@ class Recorder:
         if self._fsync:
             os.fsync(self._file.fileno())
         self._file.seek(0)
-        self._file.write(wav_header(self._channels, INTERNAL_RATE, data_bytes))
+        self._file.write(wav_header(self._channels, self._rate, data_bytes))
         self._file.seek(0, os.SEEK_END)
         self._file.flush()
         if self._fsync:
@@ -346,7 +355,7 @@ class Recorder:
         document = recording_metadata(
             recording=self._path.name,
             channels=self._channels,
-            rate=INTERNAL_RATE,
+            rate=self._rate,
             samples=self._samples,
             pauses=tuple(self._pauses),
             complete=complete,

@@ -28,9 +28,13 @@ When the recording stops the two mono parts are merged into the stereo
 WAV and JSON sidecar of :class:`~assistline.media.recorder.Recorder`
 (created, and the path reserved, when recording starts), pause intervals
 at the sample positions the pause and resume commands arrived, and the
-parts deleted. The writers record at the bridge's rate (``sip.bridge_rate``);
-8 kHz parts are converted to the internal 16 kHz by the media core's
-resampler when they are merged. A worker killed mid-call leaves the reserved WAV empty,
+parts deleted. The writers, and the recording, are at the bridge's rate
+(``sip.bridge_rate``): a narrowband call is recorded at 8 kHz, nothing lost
+from G.711, half the disk, and no resampling. Merging with a conversion to
+16 kHz had cost ~110 ms of CPU per minute-long call, and 100 calls ending
+within 20 s on one core made BYEs go unanswered (``bench/sip.py``: at 100
+recorded calls, 95 callers timed out on their BYE; without recording all
+100 completed). A worker killed mid-call leaves the reserved WAV empty,
 its sidecar marked incomplete, and the two ``.part.wav`` files beside it.
 """
 
@@ -47,7 +51,7 @@ from typing import Any
 import numpy as np
 import pjsua2 as pj
 
-from assistline.media.frame import FRAME_SAMPLES, INTERNAL_RATE
+from assistline.media.frame import INTERNAL_RATE
 from assistline.media.recorder import Recorder
 from assistline.media.resample import resample
 
@@ -73,7 +77,7 @@ class ConferenceRecording:
 
     def __init__(self, recorder: Recorder, bridge_rate: int = INTERNAL_RATE) -> None:
         self.recorder = recorder
-        #: The rate pjmedia's writers record at (the bridge's); merged at INTERNAL_RATE.
+        #: The rate pjmedia's writers record at (the bridge's); merged at the recorder's.
         self.bridge_rate = bridge_rate
         self.sent_part, self.heard_part = part_paths(recorder.path)
         self._writers: list[Any] = []
@@ -113,8 +117,9 @@ class ConferenceRecording:
         return self.sent_part, self.heard_part
 
     def _position(self) -> int:
-        frames = round((time.monotonic() - self._started) * INTERNAL_RATE / FRAME_SAMPLES)
-        return frames * FRAME_SAMPLES
+        tick = self.recorder.rate // 50
+        frames = round((time.monotonic() - self._started) * 50)
+        return frames * tick
 
     def pj_pause(self) -> None:
         """Silence both channels from now on (idempotent)."""
@@ -134,10 +139,11 @@ class ConferenceRecording:
 
     def merge(self) -> None:
         """Write the stereo WAV and sidecar from the parts, then delete them (blocking I/O)."""
-        sent = _read_part(self.sent_part, self.bridge_rate)
-        heard = _read_part(self.heard_part, self.bridge_rate)
-        frames = -(-max(len(sent), len(heard)) // FRAME_SAMPLES)
-        total = frames * FRAME_SAMPLES
+        rate = self.recorder.rate
+        sent = _read_part(self.sent_part, self.bridge_rate, rate)
+        heard = _read_part(self.heard_part, self.bridge_rate, rate)
+        tick = rate // 50
+        total = -(-max(len(sent), len(heard)) // tick) * tick
         sent, heard = _padded(sent, total), _padded(heard, total)
         starts = {pause[0] for pause in self.pauses if pause[0] is not None}
         ends = {pause[1] for pause in self.pauses if pause[1] is not None}
@@ -158,33 +164,33 @@ class ConferenceRecording:
                 os.unlink(part)
 
 
-def _read_part(path: Path, rate: int) -> np.ndarray[Any, np.dtype[np.int16]]:
-    """One of pjmedia's mono WAV parts at INTERNAL_RATE (its header may be unfinished).
+def _read_part(path: Path, rate: int, wanted: int) -> np.ndarray[Any, np.dtype[np.int16]]:
+    """One of pjmedia's mono WAV parts at ``wanted`` Hz (its header may be unfinished).
 
     ``rate`` is what the writer was created at, the bridge's; a part at
-    8 kHz is converted by the media core's resampler in one pass.
+    another rate than ``wanted`` is converted by the media core's resampler.
     """
     try:
         with wave.open(str(path), "rb") as wav:
             if wav.getnchannels() == 1 and wav.getsampwidth() == 2:
                 rate = wav.getframerate()
                 samples = np.frombuffer(wav.readframes(wav.getnframes()), "<i2").astype(np.int16)
-                return _at_internal_rate(samples, rate)
+                return _at_rate(samples, rate, wanted)
     except (wave.Error, EOFError):
         pass  # a writer not closed yet: its sizes are still zero
     except FileNotFoundError:
         return np.zeros(0, np.int16)
     data = path.read_bytes()[PJMEDIA_WAV_HEADER:]
     samples = np.frombuffer(data[: len(data) // 2 * 2], "<i2").astype(np.int16)
-    return _at_internal_rate(samples, rate)
+    return _at_rate(samples, rate, wanted)
 
 
-def _at_internal_rate(
-    samples: np.ndarray[Any, np.dtype[np.int16]], rate: int
+def _at_rate(
+    samples: np.ndarray[Any, np.dtype[np.int16]], rate: int, wanted: int
 ) -> np.ndarray[Any, np.dtype[np.int16]]:
-    if rate == INTERNAL_RATE or not len(samples):
+    if rate == wanted or not len(samples):
         return samples
-    return resample(samples, rate, INTERNAL_RATE)
+    return resample(samples, rate, wanted)
 
 
 def _padded(

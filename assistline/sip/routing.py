@@ -281,8 +281,10 @@ class AgentCalls:
         console_url: Callable[[str], str],
         answer_timeout: float = AGENT_ANSWER_TIMEOUT,
         record: bool = True,
+        recording_rate: int = 16000,
     ) -> None:
         self._record = record
+        self._recording_rate = recording_rate  # the workers' bridge rate (sip/conference.py)
         self._commands = commands
         self._agents = agents
         self._tasks = tasks
@@ -499,6 +501,7 @@ class AgentCalls:
                 call.agent_leg,
                 call.agent.id,
                 recording.path,
+                sample_rate=self._recording_rate,
             )
         )
         recording.state = RecordingState.RECORDING

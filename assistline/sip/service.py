@@ -142,6 +142,7 @@ async def sip_service(
         recordings_dir=recordings_dir,
         console_url=lambda call_id: screen_pop_url(base_url, call_id),
         record=sip.record_calls,
+        recording_rate=sip.bridge_rate,
     )
     # Outbound calls (assistline.sip.outbound); every worker gets the trunk account at hello.
     router.outbound = outbound = OutboundCalls(

@@ -74,7 +74,7 @@ class PairedRecording:
                 recorder.write(None, heard.popleft()[1])
 
 
-def open_recorder(path: str) -> Recorder:
+def open_recorder(path: str, rate: int = INTERNAL_RATE) -> Recorder:
     """A new stereo :class:`Recorder` at ``path``, or a command error saying what is wrong."""
     if not os.path.isabs(path):
         raise CommandError(400, f"a recording path must be absolute, not {path!r}")
@@ -87,7 +87,7 @@ def open_recorder(path: str) -> Recorder:
     if sidecar.exists():
         raise CommandError(409, f"{sidecar} exists; a recording never overwrites a file")
     try:
-        return Recorder(path, channels=2)
+        return Recorder(path, channels=2, rate=rate)
     except FileExistsError:
         raise CommandError(409, f"{path} exists; a recording never overwrites a file") from None
     except OSError as error:

@@ -141,7 +141,7 @@ class WorkerRecordings:
         peer = self.legs.get(self.bridged[leg.id])
         if peer is None:
             raise CommandError(409, f"leg {leg.id} has no bridged peer to record")
-        conference = ConferenceRecording(open_recorder(path), self.bridge_rate)
+        conference = ConferenceRecording(open_recorder(path, self.bridge_rate), self.bridge_rate)
 
         def start() -> None:
             audio, peer_audio = leg.pj_audio(), peer.pj_audio()

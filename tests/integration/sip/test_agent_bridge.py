@@ -228,9 +228,14 @@ def assert_tone(samples: np.ndarray, rate: int, hz: int, what: str) -> None:
     assert abs(found - hz) <= 0.02 * hz, f"{what}: {found:.0f} Hz, not {hz} Hz"
 
 
+#: A narrowband bridge's recording is at its rate (sip.bridge_rate, 8000 by default).
+RECORDING_RATE = 8000
+
+
 def read_stereo(path: str) -> np.ndarray:
     with wave.open(path, "rb") as wav:
-        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (2, 2, 16000)
+        shape = (wav.getnchannels(), wav.getsampwidth(), wav.getframerate())
+        assert shape == (2, 2, RECORDING_RATE)
         return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
 
 
@@ -276,9 +281,10 @@ async def test_caller_and_agent_hear_each_other_and_both_are_recorded(
     )
     assert Path(recording["path"]).parent == server.data_dir / "recordings"
     audio = read_stereo(recording["path"])
-    assert abs(len(audio) / 16000 - recording["duration_seconds"]) < 0.001
-    assert_tone(audio[:, 0], 16000, CALLER_HZ, "the recording's left channel (caller)")
-    assert_tone(audio[:, 1], 16000, AGENT_HZ, "the recording's right channel (agent)")
+    assert abs(len(audio) / RECORDING_RATE - recording["duration_seconds"]) < 0.001
+    assert recording["sample_rate"] == RECORDING_RATE
+    assert_tone(audio[:, 0], RECORDING_RATE, CALLER_HZ, "the recording's left channel (caller)")
+    assert_tone(audio[:, 1], RECORDING_RATE, AGENT_HZ, "the recording's right channel (agent)")
     # Each tone reached the other side: the agent's phone heard the caller's,
     # the caller's socket got the agent's.
     assert_tone(heard_by_caller, 8000, AGENT_HZ, "what the caller heard")
@@ -332,12 +338,12 @@ async def test_pause_and_resume_through_the_api_leave_a_silent_span(
     assert len(recording["pauses"]) == 1
     pause = recording["pauses"][0]
     start, end = pause["start_sample"], pause["end_sample"]
-    assert end - start >= 16000  # at least the second the test waited
+    assert end - start >= RECORDING_RATE  # at least the second the test waited
     audio = read_stereo(recording["path"])
     assert not audio[start:end].any(), "the paused span holds sound"
-    assert_tone(audio[:start, 0], 16000, CALLER_HZ, "the caller before the pause")
-    assert_tone(audio[:start, 1], 16000, AGENT_HZ, "the agent before the pause")
-    assert_tone(audio[end:, 0], 16000, CALLER_HZ, "the caller after the pause")
+    assert_tone(audio[:start, 0], RECORDING_RATE, CALLER_HZ, "the caller before the pause")
+    assert_tone(audio[:start, 1], RECORDING_RATE, AGENT_HZ, "the agent before the pause")
+    assert_tone(audio[end:, 0], RECORDING_RATE, CALLER_HZ, "the caller after the pause")
 
     rows = await server.db.fetch("SELECT * FROM audit_event ORDER BY id")
     assert [(r["actor"], r["action"], r["subject"]) for r in rows] == [

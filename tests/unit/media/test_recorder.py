@@ -392,3 +392,34 @@ def test_a_recording_killed_mid_write_is_readable_to_its_last_flush(
         assert uncovered > 0
     else:
         assert uncovered >= 0
+
+
+def test_a_recording_at_8_khz_has_its_rate_in_header_and_sidecar(tmp_path: Path) -> None:
+    """A narrowband bridge's recording (sip/conference.py): written whole, at 8 kHz."""
+    left = np.arange(160 * 50, dtype=np.int16)
+    right = -left
+    with Recorder(tmp_path / "narrow.wav", rate=8000) as recorder:
+        assert recorder.rate == 8000
+        recorder.write_frames(left[:4000], right[:4000])
+        recorder.pause()
+        recorder.write_frames(left[4000:], right[4000:])
+        with pytest.raises(ValueError, match="at 8000 Hz is written with write_frames"):
+            recorder.write(None, None)
+        with pytest.raises(ValueError, match="whole 20 ms frames"):
+            recorder.write_frames(left[:100], right[:100])
+    with wave.open(str(tmp_path / "narrow.wav"), "rb") as wav:
+        assert (wav.getnchannels(), wav.getframerate(), wav.getnframes()) == (2, 8000, 8000)
+        audio = np.frombuffer(wav.readframes(8000), "<i2").reshape(-1, 2)
+    assert np.array_equal(audio[:4000, 0], left[:4000])
+    assert not audio[4000:].any()
+    sidecar = json.loads((tmp_path / "narrow.json").read_text())
+    assert (sidecar["rate"], sidecar["seconds"]) == (8000, 1.0)
+    assert sidecar["pauses"] == [
+        {"start_sample": 4000, "end_sample": 8000, "start_seconds": 0.5, "end_seconds": 1.0}
+    ]
+
+
+@pytest.mark.parametrize("rate", [7999, 4000, 96000])
+def test_a_recording_rate_must_make_20_ms_frames(tmp_path: Path, rate: int) -> None:
+    with pytest.raises(ValueError, match="8000..48000 Hz in 20 ms frames"):
+        Recorder(tmp_path / "x.wav", rate=rate)
