@@ -77,6 +77,8 @@ from assistline.tasks import TaskRegistry
 
 logger = logging.getLogger(__name__)
 
+#: What a waiting customer hears (assistline.media.tones.CALL_PROGRESS_TONES).
+COMFORT_TONE = "us-ringback"
 #: Seconds an agent's phone rings before the offer counts as declined.
 ANSWER_TIMEOUT = 20.0
 Events = Callable[[str, protocol.Event], None]
@@ -315,6 +317,9 @@ class ContactCalls:
         if leg == call.leg:
             if isinstance(event, protocol.Answered) and not call.connected:
                 call.connected = True
+                # The customer hears a ringback-like comfort tone until an agent is
+                # bridged (the worker stops it then), queued or ringing alike.
+                self._spawn(f"comfort {call.contact}", self._comfort(call))
                 contact = Contact(call.contact, _now(), call.media)
                 self._apply(self.router.contact_waiting(contact))
             elif isinstance(event, protocol.CallEnded):
@@ -466,6 +471,15 @@ class ContactCalls:
             self._notify(AgentEvent(agent.id, "connected", call.contact))
         name = agent.name[:100] if agent is not None else "agent"
         self._tell(call, messages.State(state="connected", agent=name))
+
+    async def _comfort(self, call: ContactCall) -> None:
+        leg = call.leg
+        try:
+            await self._pool.command(
+                call.worker, lambda request: protocol.Play(request, leg, tone=COMFORT_TONE)
+            )
+        except (WorkerCommandError, WorkerDiedError, TimeoutError) as error:
+            logger.info("contact %s: no comfort tone: %s", call.contact, error)
 
     def _no_answer(self, call: ContactCall, leg: str) -> None:
         call.timer = None

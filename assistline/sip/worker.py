@@ -76,6 +76,7 @@ from assistline.sip.trunk import TrunkAccounts, TrunkSetupError
 from assistline.sip.worker_media import CommandError, prompt_frames, read_wav
 from assistline.sip.worker_recording import WorkerRecordings
 from assistline.sip.worker_webrtc import WorkerWebRtc
+from assistline.webrtc.leg import WebRtcLeg
 
 logger = logging.getLogger(__name__)
 
@@ -406,19 +407,24 @@ class MediaWorker:
                         recording.last_sent = now
                     if target is not None:
                         self._send_frame(target, frame, now)
-                source = self._playing.get(leg.id)
-                while source is not None and leg.queued() < PLAY_AHEAD:
-                    samples = next(source, None)
-                    if samples is None:
-                        del self._playing[leg.id]
-                        break
-                    self._send_frame(leg, AudioFrame(samples, 0), now)
+                self._play_ahead(leg, now)
             for customer in list(self.webrtc.legs.values()):  # bridged to SIP legs only
                 agent = self.legs.get(self._bridged.get(customer.id, ""))
                 while (frame := customer.read_frame()) is not None:
                     if agent is not None:
                         self._send_frame(agent, frame, now)
+                self._play_ahead(customer, now)
             self._recordings.write(now)
+
+    def _play_ahead(self, leg: SipLeg | WebRtcLeg, now: float) -> None:
+        """Keep a playing prompt or tone PLAY_AHEAD frames ahead of the leg's clock."""
+        source = self._playing.get(leg.id)
+        while source is not None and leg.queued() < PLAY_AHEAD:
+            samples = next(source, None)
+            if samples is None:
+                del self._playing[leg.id]
+                break
+            self._send_frame(leg, AudioFrame(samples, 0), now)
 
     def _send_frame(self, leg: FrameSink, frame: AudioFrame, now: float) -> None:
         leg.write_frame(frame)
@@ -453,7 +459,9 @@ class MediaWorker:
         command_id = getattr(message, "id", 0)
         try:
             if isinstance(message, protocol.WebRtcOffer):
-                return protocol.Result(command_id, *await self.webrtc.offer(message))
+                result = protocol.Result(command_id, *await self.webrtc.offer(message))
+                self._python_media.set()  # its frames, and any tone it hears, pass through here
+                return result
             leg_id = await self._dispatch(message)
         except CommandError as error:
             return protocol.Error(command_id, error.code, error.text)
@@ -471,6 +479,7 @@ class MediaWorker:
             raise CommandError(409, f"leg {agent.id} is bridged inside pjmedia")
         self._echo.discard(agent.id)
         self._playing.pop(agent.id, None)
+        self._playing.pop(customer_id, None)  # the comfort tone ends when the agent is there
         self._bridged[customer_id], self._bridged[agent.id] = agent.id, customer_id
         await self.pjt.run(lambda: self._awaiting_agent.difference_update((agent_id, customer_id)))
         self._update_python_media()
@@ -530,8 +539,9 @@ class MediaWorker:
                     self._direct.update((a.id, b.id))
                     self._update_python_media()
             case protocol.Play(leg=leg_id, file=file, tone=tone):
-                leg = self._leg(leg_id)
-                if self._bridged.get(leg.id):
+                # A SIP leg, or a WebRTC leg waiting for its agent (the comfort tone).
+                leg_id = (self.webrtc.legs.get(leg_id) or self._leg(leg_id)).id
+                if self._bridged.get(leg_id):
                     raise CommandError(409, "the leg is bridged")
                 if tone is not None:
                     progress = CALL_PROGRESS_TONES.get(tone)
@@ -539,14 +549,14 @@ class MediaWorker:
                         raise CommandError(
                             400, f"unknown tone; use {', '.join(CALL_PROGRESS_TONES)}"
                         )
-                    self._playing[leg.id] = iter(progress.stream(INTERNAL_RATE))
+                    self._playing[leg_id] = iter(progress.stream(INTERNAL_RATE))
                 elif file is not None:
                     try:
                         samples = await asyncio.to_thread(read_wav, file)
                     except (OSError, ValueError, EOFError) as error:
                         raise CommandError(400, f"cannot play {file}: {error}") from None
-                    self._playing[leg.id] = prompt_frames(samples)
-                self._echo.discard(leg.id)
+                    self._playing[leg_id] = prompt_frames(samples)
+                self._echo.discard(leg_id)
             case protocol.CollectDigits():
                 self._leg(message.leg)
                 try:

@@ -187,6 +187,13 @@ async def test_with_no_agent_available_the_contact_waits_with_its_position(
     await socket.send_str(json.dumps({"type": "offer", "sdp": await new_offer(browser)}))
     await browser.take_answer((await _until(socket, "answer"))["sdp"])
     assert (await _until(socket, "state", state="queued"))["position"] == 1
+    # While it waits the customer hears the comfort tone: US ringback, 440 + 480 Hz
+    # for its first 2 s.
+    await asyncio.sleep(1.0)
+    rate = browser.recorder.frames[-1].sample_rate
+    heard = browser.recorder.mono()[-rate // 2 :]
+    assert np.sqrt(np.mean(heard.astype(np.float64) ** 2)) > 300
+    assert min(abs(dominant_frequency(heard, rate) - hz) for hz in (440, 480)) <= 5
     await socket.send_str('{"type": "hangup"}')
     await _until(socket, "state", state="ended")
     await socket.close()
