@@ -56,8 +56,7 @@ from typing import Any, Protocol
 
 import pjsua2 as pj
 
-from assistline.media.frame import INTERNAL_RATE, AudioFrame, Samples
-from assistline.media.tones import CALL_PROGRESS_TONES
+from assistline.media.frame import AudioFrame, Samples
 from assistline.sip import protocol, protocol_wire
 from assistline.sip.digits import CollectError, DigitCollections
 from assistline.sip.leg import SipLeg
@@ -73,7 +72,7 @@ from assistline.sip.quality import DEFAULT_INTERVAL, report_quality
 from assistline.sip.rtp_timeout import DEFAULT_TIMEOUT, watch_rtp
 from assistline.sip.sipmsg import ECHO_USER, codec_priorities, sip_user, x_headers
 from assistline.sip.trunk import TrunkAccounts, TrunkSetupError
-from assistline.sip.worker_media import CommandError, prompt_frames, read_wav
+from assistline.sip.worker_media import CommandError, playing
 from assistline.sip.worker_recording import WorkerRecordings
 from assistline.sip.worker_webrtc import WorkerWebRtc
 from assistline.webrtc.leg import WebRtcLeg
@@ -543,19 +542,7 @@ class MediaWorker:
                 leg_id = (self.webrtc.legs.get(leg_id) or self._leg(leg_id)).id
                 if self._bridged.get(leg_id):
                     raise CommandError(409, "the leg is bridged")
-                if tone is not None:
-                    progress = CALL_PROGRESS_TONES.get(tone)
-                    if progress is None:
-                        raise CommandError(
-                            400, f"unknown tone; use {', '.join(CALL_PROGRESS_TONES)}"
-                        )
-                    self._playing[leg_id] = iter(progress.stream(INTERNAL_RATE))
-                elif file is not None:
-                    try:
-                        samples = await asyncio.to_thread(read_wav, file)
-                    except (OSError, ValueError, EOFError) as error:
-                        raise CommandError(400, f"cannot play {file}: {error}") from None
-                    self._playing[leg_id] = prompt_frames(samples)
+                self._playing[leg_id] = await playing(file, tone)
                 self._echo.discard(leg_id)
             case protocol.CollectDigits():
                 self._leg(message.leg)

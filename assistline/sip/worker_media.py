@@ -6,13 +6,15 @@ with the media core's :class:`~assistline.media.recorder.Recorder`; a leg
 bridged inside pjmedia is recorded by
 :class:`~assistline.sip.conference.ConferenceRecording` instead.
 :func:`open_recorder` checks a ``record`` command's path and reserves it
-for either kind; :func:`read_wav` and :func:`prompt_frames` turn a prompt
-file into 20 ms frames. :class:`CommandError` is how any of them answers a
+for either kind; :func:`playing` gives a ``play`` command's frames, a tone
+or a prompt file (:func:`read_wav`, :func:`prompt_frames`), to a SIP leg or a
+waiting WebRTC leg alike. :class:`CommandError` is how any of them answers a
 command with the protocol's ``error`` (a status code and a message).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import wave
@@ -24,6 +26,7 @@ import numpy as np
 from assistline.media.frame import FRAME_SAMPLES, INTERNAL_RATE, AudioFrame, Samples
 from assistline.media.recorder import Recorder, sidecar_path
 from assistline.media.resample import resample
+from assistline.media.tones import CALL_PROGRESS_TONES
 from assistline.sip.leg import RING_FRAMES
 
 logger = logging.getLogger(__name__)
@@ -125,3 +128,18 @@ def close_recording(recording: PairedRecording, leg_id: str) -> None:
         recording.recorder.close()
     except OSError as error:
         logger.error("closing the recording of %s failed: %s", leg_id, error)
+
+
+async def playing(file: str | None, tone: str | None) -> Iterator[Samples]:
+    """What a ``play`` command plays: a call-progress tone, or a WAV file (read off the loop)."""
+    if tone is not None:
+        progress = CALL_PROGRESS_TONES.get(tone)
+        if progress is None:
+            raise CommandError(400, f"unknown tone; use {', '.join(CALL_PROGRESS_TONES)}")
+        return iter(progress.stream(INTERNAL_RATE))
+    assert file is not None  # the protocol allows exactly one of them
+    try:
+        samples = await asyncio.to_thread(read_wav, file)
+    except (OSError, ValueError, EOFError) as error:
+        raise CommandError(400, f"cannot play {file}: {error}") from None
+    return prompt_frames(samples)
