@@ -94,10 +94,12 @@ async def browser() -> AsyncIterator[Browser]:
         await peer.close()
 
 
-async def _join(client: Client) -> tuple[str, aiohttp.ClientWebSocketResponse]:
+async def _join(
+    client: Client, media: str = "voice"
+) -> tuple[str, aiohttp.ClientWebSocketResponse]:
     response = await client.post(
         "/api/v1/contacts",
-        json={"customer_id": "cust-9", "account": "AR-9", "balance_cents": 4200},
+        json={"customer_id": "cust-9", "account": "AR-9", "balance_cents": 4200, "media": media},
         headers={"Authorization": f"Bearer {KEY}"},
     )
     assert response.status == 201, await response.text()
@@ -243,3 +245,20 @@ async def test_a_vanished_page_is_torn_down_and_its_agent_leg_hung_up_in_the_con
                 break
             await asyncio.sleep(0.1)
     assert reason == "media_failed"
+
+
+async def test_a_video_contact_given_an_agent_on_a_phone_is_told_and_goes_on_as_voice(
+    server: Server, browser: Browser, tmp_path: Path
+) -> None:
+    async with phone_of_ada(server, tmp_path / "baresip") as phone:
+        _, socket = await _join(server.client, media="video")
+        await socket.send_str(json.dumps({"type": "offer", "sdp": await new_offer(browser)}))
+        await browser.take_answer((await _until(socket, "answer"))["sdp"])
+        unavailable = await _until(socket, "video_unavailable")
+        assert unavailable["reason"] == "the agent is on a phone: the call goes on as voice"
+        await phone.wait_event("CALL_ESTABLISHED")
+        await _until(socket, "state", state="connected", agent="Ada Agent")
+        await socket.send_str('{"type": "hangup"}')
+        await _until(socket, "state", state="ended")
+        await phone.wait_event("CALL_CLOSED")
+        await socket.close()
