@@ -54,13 +54,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import typing
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal, NotRequired, Protocol, TypedDict
+from typing import Annotated, Any, ClassVar, Literal, NotRequired, TypedDict
 
-from assistline.errors import AssistlineError
 from assistline.redaction import mask_card_numbers
+from assistline.signalling.message_fields import (
+    Choice,
+    IceServersCheck,
+    Integer,
+    OrNull,
+    Text,
+    fields_of,
+)
+from assistline.signalling.message_fields import (
+    ErrorCode as ErrorCode,
+)
+from assistline.signalling.message_fields import (
+    MessageError as MessageError,
+)
 
 VERSION = 1
 #: Largest frame accepted, in bytes of UTF-8; a larger one ends the session.
@@ -73,16 +85,6 @@ MAX_CHAT = 2_000
 #: Keys a ``digit`` may carry.
 DIGITS = "0123456789*#ABCD"
 
-ErrorCode = Literal[
-    "not_json",
-    "missing_key",
-    "unknown_key",
-    "unknown_type",
-    "bad_value",
-    "too_large",
-    "sdp_refused",
-    "not_now",
-]
 StateName = Literal["queued", "ringing", "connected", "on_hold", "ended"]
 Media = Literal["audio", "video"]
 Sender = Literal["agent", "customer"]
@@ -94,153 +96,6 @@ class IceServer(TypedDict):
     urls: list[str]
     username: NotRequired[str]
     credential: NotRequired[str]
-
-
-class MessageError(AssistlineError, ValueError):
-    """A signalling frame was refused; fix what the message names and send it again."""
-
-    def __init__(self, code: ErrorCode, message: str, *, fatal: bool = False) -> None:
-        super().__init__(message)
-        self.code: ErrorCode = code
-        #: The session cannot go on (``too_large``): send the error, then close.
-        self.fatal = fatal
-
-
-# ------------------------------------------------------------ value checks
-
-
-class _Spec(Protocol):
-    def check(self, where: str, value: Any) -> Any: ...
-
-    def schema(self) -> dict[str, Any]: ...
-
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Text:
-    low: int
-    high: int
-    pattern: str = ""
-    says: str = ""
-
-    def check(self, where: str, value: Any) -> Any:
-        if type(value) is not str:
-            raise MessageError("bad_value", f"{where} must be a string")
-        if not self.low <= len(value) <= self.high:
-            raise MessageError("bad_value", f"{where} must be {self.low}..{self.high} characters")
-        if _LONE_SURROGATE.search(value):
-            raise MessageError("bad_value", f"{where} is not valid Unicode (a lone surrogate)")
-        if self.pattern and not re.fullmatch(self.pattern, value):
-            raise MessageError("bad_value", f"{where} {self.says}")
-        return value
-
-    def schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "string", "minLength": self.low, "maxLength": self.high}
-        # JSON Schema patterns match anywhere: anchored, they mean what re.fullmatch does.
-        return schema | ({"pattern": f"^(?:{self.pattern})$"} if self.pattern else {})
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Choice:
-    values: tuple[str, ...]
-    says: str = ""
-
-    def check(self, where: str, value: Any) -> Any:
-        if type(value) is not str or value not in self.values:
-            raise MessageError(
-                "bad_value", f"{where} {self.says or 'must be one of ' + ', '.join(self.values)}"
-            )
-        return value
-
-    def schema(self) -> dict[str, Any]:
-        return {"type": "string", "enum": list(self.values)}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Integer:
-    low: int
-    high: int
-
-    def check(self, where: str, value: Any) -> Any:
-        if type(value) is not int or not self.low <= value <= self.high:
-            raise MessageError("bad_value", f"{where} must be an integer {self.low}..{self.high}")
-        return value
-
-    def schema(self) -> dict[str, Any]:
-        return {"type": "integer", "minimum": self.low, "maximum": self.high}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _OrNull:
-    inner: _Spec
-
-    def check(self, where: str, value: Any) -> Any:
-        try:
-            return None if value is None else self.inner.check(where, value)
-        except MessageError as error:
-            raise MessageError(error.code, f"{error} or null") from None
-
-    def schema(self) -> dict[str, Any]:
-        return {"anyOf": [self.inner.schema(), {"type": "null"}]}
-
-
-_URL = _Text(1, 512, r"(stuns?|turns?):\S+", "must be a stun:, stuns:, turn: or turns: URL")
-_CREDENTIAL = _Text(1, 512)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _IceServers:
-    def check(self, where: str, value: Any) -> Any:
-        if not isinstance(value, list | tuple):
-            raise MessageError("bad_value", f"{where} must be a list")
-        for index, server in enumerate(value):
-            at = f"{where}[{index}]"
-            if not isinstance(server, dict) or not {"urls"} <= server.keys() <= _ICE_KEYS:
-                raise MessageError("bad_value", f"{at} must be an object with urls")
-            if not isinstance(server["urls"], list) or not server["urls"]:
-                raise MessageError("bad_value", f"{at}.urls must be a list of URLs")
-            for url in server["urls"]:
-                _URL.check(f"{at}.urls", url)
-            for key in sorted(server.keys() - {"urls"}):
-                _CREDENTIAL.check(f"{at}.{key}", server[key])
-        return tuple(value)
-
-    def schema(self) -> dict[str, Any]:
-        return {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "urls": {"type": "array", "minItems": 1, "items": _URL.schema()},
-                    "username": _CREDENTIAL.schema(),
-                    "credential": _CREDENTIAL.schema(),
-                },
-                "required": ["urls"],
-                "additionalProperties": False,
-            },
-        }
-
-
-_ICE_KEYS = frozenset({"urls", "username", "credential"})
-
-
-class _Field(typing.NamedTuple):
-    name: str
-    key: str  # in JSON: the field's name unless its Annotated extras give another
-    spec: _Spec
-    optional: bool  # default None: the key may be left out, and is when None
-
-
-def _fields(cls: type[Any]) -> tuple[_Field, ...]:
-    hints = typing.get_type_hints(cls, include_extras=True)
-    fields = []
-    for field in dataclasses.fields(cls):
-        extras = hints[field.name].__metadata__
-        key = extras[1] if len(extras) > 1 else field.name
-        fields.append(_Field(field.name, key, extras[0], field.default is None))
-    return tuple(fields)
 
 
 class _Message:
@@ -283,17 +138,17 @@ class _Message:
 
 # ----------------------------------------------------------------- messages
 
-_CANDIDATE_LINE = _Text(
+_CANDIDATE_LINE = Text(
     0,
     MAX_CANDIDATE,
     r"(candidate:[^\r\n]+)?",
     "must be empty or one line starting with 'candidate:'",
 )
-_MID = _Text(1, 32, r"[!-~]+", "must be printable ASCII")
-_Sdp = Annotated[str, _Text(1, MAX_SDP)]
-_AgentName = Annotated[str | None, _Text(1, 100)]
-_Reason = Annotated[str, _Text(1, 200)]
-_ChatText = Annotated[str, _Text(1, MAX_CHAT)]
+_MID = Text(1, 32, r"[!-~]+", "must be printable ASCII")
+_Sdp = Annotated[str, Text(1, MAX_SDP)]
+_AgentName = Annotated[str | None, Text(1, 100)]
+_Reason = Annotated[str, Text(1, 200)]
+_ChatText = Annotated[str, Text(1, MAX_CHAT)]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -318,9 +173,9 @@ class Candidate(_Message):
 
     TYPE: ClassVar[str] = "candidate"
     candidate: Annotated[str, _CANDIDATE_LINE]
-    sdp_mid: Annotated[str | None, _OrNull(_MID), "sdpMid"]
-    sdp_mline_index: Annotated[int | None, _OrNull(_Integer(0, 65535)), "sdpMLineIndex"]
-    username_fragment: Annotated[str | None, _OrNull(_Text(1, 256)), "usernameFragment"] = None
+    sdp_mid: Annotated[str | None, OrNull(_MID), "sdpMid"]
+    sdp_mline_index: Annotated[int | None, OrNull(Integer(0, 65535)), "sdpMLineIndex"]
+    username_fragment: Annotated[str | None, OrNull(Text(1, 256)), "usernameFragment"] = None
 
     def _check_together(self) -> None:
         if self.candidate and self.sdp_mid is None and self.sdp_mline_index is None:
@@ -341,7 +196,7 @@ class Digit(_Message):
     """A keypad key pressed on the page, played to the agent as a tone."""
 
     TYPE: ClassVar[str] = "digit"
-    digit: Annotated[str, _Choice(tuple(DIGITS), "must be one key: 0-9, *, #, A-D")]
+    digit: Annotated[str, Choice(tuple(DIGITS), "must be one key: 0-9, *, #, A-D")]
 
     def __repr__(self) -> str:
         return "Digit(digit='*')"
@@ -384,10 +239,10 @@ class Hello(_Message):
     """The server's first frame: the contact, its media and the ICE servers to use."""
 
     TYPE: ClassVar[str] = "hello"
-    contact: Annotated[str, _Text(1, 64)]
-    media: Annotated[Media, _Choice(typing.get_args(Media))]
-    ice_servers: Annotated[tuple[IceServer, ...], _IceServers()]
-    version: Annotated[int, _Integer(VERSION, VERSION)] = VERSION
+    contact: Annotated[str, Text(1, 64)]
+    media: Annotated[Media, Choice(typing.get_args(Media))]
+    ice_servers: Annotated[tuple[IceServer, ...], IceServersCheck()]
+    version: Annotated[int, Integer(VERSION, VERSION)] = VERSION
 
     def __repr__(self) -> str:
         servers = [
@@ -411,10 +266,10 @@ class State(_Message):
     """Where the contact is: queued (position), ringing, connected, on hold, ended (reason)."""
 
     TYPE: ClassVar[str] = "state"
-    state: Annotated[StateName, _Choice(typing.get_args(StateName))]
-    position: Annotated[int | None, _Integer(1, 100_000)] = None
+    state: Annotated[StateName, Choice(typing.get_args(StateName))]
+    position: Annotated[int | None, Integer(1, 100_000)] = None
     agent: _AgentName = None
-    reason: Annotated[str | None, _Text(1, 200)] = None
+    reason: Annotated[str | None, Text(1, 200)] = None
 
     def _check_together(self) -> None:
         wanted = STATE_KEYS[self.state]
@@ -446,7 +301,7 @@ class ChatLine(_Message):
 
     TYPE: ClassVar[str] = "chat"
     text: _ChatText
-    sender: Annotated[Sender, _Choice(typing.get_args(Sender)), "from"]
+    sender: Annotated[Sender, Choice(typing.get_args(Sender)), "from"]
 
     def __repr__(self) -> str:
         return f"ChatLine(text={mask_card_numbers(self.text)!r}, sender={self.sender!r})"
@@ -465,8 +320,8 @@ class Error(_Message):
     """A frame from the page was refused; the message names the problem."""
 
     TYPE: ClassVar[str] = "error"
-    code: Annotated[ErrorCode, _Choice(typing.get_args(ErrorCode))]
-    message: Annotated[str, _Text(1, 500)]
+    code: Annotated[ErrorCode, Choice(typing.get_args(ErrorCode))]
+    message: Annotated[str, Text(1, 500)]
 
     @classmethod
     def of(cls, error: MessageError) -> Error:
@@ -488,7 +343,7 @@ ServerMessage = (
 #: Message classes by type, per direction (offer, answer, candidate, chat go both ways).
 FROM_CLIENT: Mapping[str, type[_Message]] = {c.TYPE: c for c in typing.get_args(ClientMessage)}
 FROM_SERVER: Mapping[str, type[_Message]] = {c.TYPE: c for c in typing.get_args(ServerMessage)}
-_FIELDS = {cls: _fields(cls) for cls in {*FROM_CLIENT.values(), *FROM_SERVER.values()}}
+_FIELDS = {cls: fields_of(cls) for cls in {*FROM_CLIENT.values(), *FROM_SERVER.values()}}
 
 
 # ------------------------------------------------------------ wire format
