@@ -68,7 +68,7 @@ from assistline.queue.agents import AgentDirectory, AgentNotFoundError, AgentSta
 from assistline.queue.contact_calls import AgentEvent, ContactCallError
 from assistline.signalling import messages
 from assistline.signalling.agent_auth import SESSION_PROBLEMS, SignedIn, require_session
-from assistline.signalling.contacts import get_contact
+from assistline.signalling.contacts import CONTACT_ID_PARAMETER, get_contact
 from assistline.signalling.keys import (
     AGENT_CONSOLES_KEY,
     CONTACT_CALLS_KEY,
@@ -423,13 +423,6 @@ OPERATIONS: tuple[Operation, ...] = (
             "404": problem("no such contact"),
         },
         tag="agent",
-        parameters=(
-            {
-                "name": "contact_id",
-                "in": "path",
-                "required": True,
-                "schema": {"type": "string", "format": "uuid"},
-            },
-        ),
+        parameters=(CONTACT_ID_PARAMETER,),
     ),
 )

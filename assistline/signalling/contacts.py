@@ -341,6 +341,13 @@ _CREATED = {
     }
 }
 
+#: The ``{contact_id}`` path parameter, as the OpenAPI document describes it.
+CONTACT_ID_PARAMETER: dict[str, Any] = {
+    "name": "contact_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+}
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "POST",
@@ -394,14 +401,7 @@ OPERATIONS: tuple[Operation, ...] = (
             "404": problem("no such contact"),
         },
         tag="contacts",
-        parameters=(
-            {
-                "name": "contact_id",
-                "in": "path",
-                "required": True,
-                "schema": {"type": "string", "format": "uuid"},
-            },
-        ),
+        parameters=(CONTACT_ID_PARAMETER,),
         security=API_KEY,
     ),
 )
