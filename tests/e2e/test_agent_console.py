@@ -27,7 +27,8 @@ from tests.e2e.pages import (
     low_contrast,
     unnamed_controls,
 )
-from tests.e2e.test_call_to_agent import SipServer, chromium_args, sip_server
+from tests.e2e.test_call_to_agent import chromium_args, sip_server
+from tests.integration.sip.app_server import Server
 from tests.integration.sip.test_agent_bridge import phone_of_ada
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -45,8 +46,8 @@ POP = {
 }
 
 
-async def _create_contact(server: SipServer) -> dict[str, Any]:
-    response = await server.sip.client.post(
+async def _create_contact(server: Server) -> dict[str, Any]:
+    response = await server.client.post(
         "/api/v1/contacts", json=CONTACT | POP, headers={"Authorization": f"Bearer {API_KEY}"}
     )
     assert response.status == 201, await response.text()
@@ -63,7 +64,7 @@ async def _sign_in(console: Page, url: str) -> None:
 
 
 async def test_the_console_shows_the_screen_pop_chats_both_ways_and_sees_the_end(
-    sip_server: SipServer,
+    sip_server: Server,
     browser: BrowserContext,
     page: Page,
     page_errors: list[str],
@@ -71,8 +72,8 @@ async def test_the_console_shows_the_screen_pop_chats_both_ways_and_sees_the_end
     tmp_path: Path,
 ) -> None:
     console = page
-    await set_console_password(sip_server.sip.db, "agent-ada", CONSOLE_PASSWORD)
-    async with phone_of_ada(sip_server.sip, tmp_path / "baresip", answermode="manual") as phone:
+    await set_console_password(sip_server.db, "agent-ada", CONSOLE_PASSWORD)
+    async with phone_of_ada(sip_server, tmp_path / "baresip", answermode="manual") as phone:
         await _sign_in(console, sip_server.url)
         state = console.locator("#agent-state")
         available = console.get_by_role("switch", name="Available for calls")

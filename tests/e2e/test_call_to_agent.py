@@ -13,10 +13,7 @@ dump, presses keypad keys and hangs up from the page.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
-import random
-import shutil
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,24 +22,19 @@ from typing import Any
 import asyncpg
 import numpy as np
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import BrowserContext, Page, expect
 
-from assistline.queue.agents import AgentDirectory, AgentState
-from assistline.settings import HttpSettings, Settings, SipSettings, StoreSettings, WebRtcSettings
-from assistline.signalling.app import create_app
+from assistline.settings import WebRtcSettings
 from tests.e2e.conftest import API_KEY, CHROMIUM_ARGS, record_frames
 from tests.e2e.pages import CONTACT, join_path
+from tests.integration.sip.app_server import Server, sip_app
 from tests.integration.sip.baresip_agent import Baresip
 from tests.integration.sip.test_agent_bridge import (
     AGENT_HZ,
-    PASSWORD,
-    Server,
     assert_tone,
     dominant_hz,
     phone_of_ada,
 )
-from tests.integration.sip.worker_peers import consecutive_free_ports, short_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -144,51 +136,22 @@ def chromium_args(tmp_path: Path) -> list[str]:
     return [*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={mic}"]
 
 
-@dataclasses.dataclass(frozen=True)
-class SipServer:
-    """The app with SIP on, as the phone sees it (``sip``) and as the browser does (``url``)."""
-
-    sip: Server
-    url: str
-
-
 @pytest.fixture
-async def sip_server(database_url: str) -> AsyncIterator[SipServer]:
+async def sip_server(database_url: str) -> AsyncIterator[Server]:
     """The real app with Kamailio and one media worker; Ada is an available agent."""
-    db = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    data_dir = short_dir()  # Unix socket paths under it must stay short
-    try:
-        directory = AgentDirectory(db, SipSettings().realm)
-        await directory.create("agent-ada", "Ada Agent", "ada", PASSWORD)
-        await directory.set_state("agent-ada", AgentState.AVAILABLE)
-        first = consecutive_free_ports(3)
-        port = first + 2
-        rtp = random.randrange(20000, 29000, 200)
-        settings = Settings(
-            http=HttpSettings(host="127.0.0.1", port=port, api_keys=(API_KEY,)),
-            store=StoreSettings(database_url=database_url, data_dir=data_dir),
-            sip=SipSettings(
-                edge_host="127.0.0.1",
-                edge_port=first,
-                worker_base_port=first + 1,
-                workers=1,
-                max_workers=1,
-                rtp_port_min=rtp,
-                rtp_port_max=rtp + 199,
-                record_calls=False,
-            ),
-            webrtc=WebRtcSettings(ice_host_addresses=("127.0.0.1",)),
-        )
-        test_server = TestServer(create_app(settings), host="127.0.0.1", port=port)
-        async with TestClient(test_server) as client:
-            yield SipServer(Server(client, db, first, data_dir), f"http://127.0.0.1:{port}")
-    finally:
-        await db.close()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    async with sip_app(
+        database_url,
+        [("agent-ada", "Ada Agent", "ada")],
+        available=["agent-ada"],
+        api_keys=(API_KEY,),
+        record_calls=False,
+        webrtc=WebRtcSettings(ice_host_addresses=("127.0.0.1",)),
+    ) as server:
+        yield server
 
 
-async def _create_contact(server: SipServer) -> dict[str, Any]:
-    response = await server.sip.client.post(
+async def _create_contact(server: Server) -> dict[str, Any]:
+    response = await server.client.post(
         "/api/v1/contacts", json=CONTACT, headers={"Authorization": f"Bearer {API_KEY}"}
     )
     assert response.status == 201, await response.text()
@@ -211,13 +174,13 @@ async def _dtmf_keys(phone: Baresip, count: int, after: int) -> list[str]:
 
 
 async def test_the_page_calls_an_agents_phone_each_hears_the_other_and_keys_reach_it(
-    sip_server: SipServer,
+    sip_server: Server,
     browser: BrowserContext,
     page: Page,
     db: asyncpg.Connection,
     tmp_path: Path,
 ) -> None:
-    async with phone_of_ada(sip_server.sip, tmp_path / "baresip") as phone:
+    async with phone_of_ada(sip_server, tmp_path / "baresip") as phone:
         contact = await _create_contact(sip_server)
         await browser.add_init_script(WATCH_PAGE)
         frames = record_frames(page)

@@ -14,131 +14,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
-import shutil
 import wave
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import numpy as np
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from assistline.media.g711 import decode_ulaw, encode_ulaw
-from assistline.queue.agents import AgentDirectory
-from assistline.settings import HttpSettings, Settings, SipSettings, StoreSettings
-from assistline.signalling.app import create_app
+from tests.integration.sip.app_server import PASSWORD, Client, Server, sip_app
 from tests.integration.sip.baresip_agent import Baresip
 from tests.integration.sip.worker_peers import (
     RtpSink,
-    consecutive_free_ports,
     rtp_packet,
     run_sipp,
-    short_dir,
 )
 
 pytestmark = pytest.mark.slow
 
-PASSWORD = "agent-phone-pass-7"
 CALLER_HZ = 700
 AGENT_HZ = 1100
-Client = TestClient[web.Request, web.Application]
-
-
-@dataclass
-class Server:
-    """The control process under test, its database and its SIP edge."""
-
-    client: Client
-    db: asyncpg.Pool
-    edge_port: int
-    data_dir: Path
-
-    async def get(self, path: str) -> tuple[int, Any]:
-        response = await self.client.get(path)
-        return response.status, await response.json()
-
-    async def post(self, path: str) -> tuple[int, Any]:
-        response = await self.client.post(path)
-        return response.status, await response.json()
-
-    async def calls(self) -> list[dict[str, Any]]:
-        status, body = await self.get("/api/v1/calls")
-        assert status == 200
-        calls: list[dict[str, Any]] = body["calls"]
-        return calls
-
-    async def finished_recording(self, recording_id: str) -> dict[str, Any]:
-        """The recording's metadata once its row is completed."""
-        async with asyncio.timeout(10):
-            while True:
-                status, body = await self.get(f"/api/v1/recordings/{recording_id}")
-                assert status == 200, body
-                if body["status"] != "recording":
-                    return dict(body)
-                await asyncio.sleep(0.1)
-
-    async def wait_registered(self, username: str) -> None:
-        """Wait until Kamailio's location table has a contact for ``username``."""
-        ctl = self.data_dir / "sip" / "edge" / "run" / "ctl.sock"
-        async with asyncio.timeout(10):
-            while True:
-                process = await asyncio.create_subprocess_exec(
-                    "/usr/sbin/kamcmd",
-                    *("-s", f"unix:{ctl}", "ul.lookup", "location", username),
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.STDOUT,
-                )
-                output, _ = await process.communicate()
-                if process.returncode == 0 and b"Contact" in output:
-                    return
-                await asyncio.sleep(0.1)
-
-    async def call_records(self, count: int) -> list[asyncpg.Record]:
-        """``count`` call records, once all of them have ended."""
-        async with asyncio.timeout(10):
-            while True:
-                rows = await self.db.fetch("SELECT * FROM call_record ORDER BY id")
-                if len(rows) >= count and all(r["ended_at"] for r in rows):
-                    return list(rows)
-                await asyncio.sleep(0.1)
+__all__ = ["PASSWORD", "Client", "Server"]  # for the tests that import them from here
 
 
 @pytest.fixture
 async def server(database_url: str) -> AsyncIterator[Server]:
-    db = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    data_dir = short_dir()
-    try:
-        realm = SipSettings().realm
-        directory = AgentDirectory(db, realm)
-        await directory.create("agent-ada", "Ada Agent", "ada", PASSWORD)
-        await directory.create("agent-bo", "Bo Agent", "bo", PASSWORD)
-        first = consecutive_free_ports(3)
-        http_port = first + 2
-        rtp = random.randrange(20000, 29000, 200)
-        settings = Settings(
-            http=HttpSettings(host="127.0.0.1", port=http_port),
-            store=StoreSettings(database_url=database_url, data_dir=data_dir),
-            sip=SipSettings(
-                edge_host="127.0.0.1",
-                edge_port=first,
-                worker_base_port=first + 1,
-                workers=1,
-                max_workers=1,
-                rtp_port_min=rtp,
-                rtp_port_max=rtp + 199,
-            ),
-        )
-        test_server = TestServer(create_app(settings), host="127.0.0.1", port=http_port)
-        async with TestClient(test_server) as client:
-            yield Server(client, db, first, data_dir)
-    finally:
-        await db.close()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    agents = [("agent-ada", "Ada Agent", "ada"), ("agent-bo", "Bo Agent", "bo")]
+    async with sip_app(database_url, agents) as app:
+        yield app
 
 
 @contextlib.asynccontextmanager

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
-import shutil
 import signal
 import sys
 import time
@@ -21,24 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import numpy as np
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from assistline.queue.agents import AgentDirectory, AgentState
-from assistline.settings import HttpSettings, Settings, SipSettings, StoreSettings, WebRtcSettings
-from assistline.signalling.app import create_app
+from assistline.queue.agents import AgentState
+from assistline.settings import WebRtcSettings
 from assistline.signalling.keys import CONTACT_CALLS_KEY
-from tests.integration.sip.test_agent_bridge import (
-    AGENT_HZ,
-    PASSWORD,
-    Client,
-    Server,
-    assert_tone,
-    phone_of_ada,
-)
-from tests.integration.sip.worker_peers import consecutive_free_ports, short_dir
+from tests.integration.sip.app_server import Client, Server, sip_app
+from tests.integration.sip.test_agent_bridge import AGENT_HZ, assert_tone, phone_of_ada
 from tests.integration.webrtc.peers import Browser, dominant_frequency, new_offer
 
 pytestmark = pytest.mark.slow
@@ -52,37 +40,17 @@ CUSTOMER_HZ = 1000
 
 @pytest.fixture
 async def server(database_url: str) -> AsyncIterator[Server]:
-    db = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    data_dir = short_dir()
-    try:
-        directory = AgentDirectory(db, SipSettings().realm)
-        await directory.create("agent-ada", "Ada Agent", "ada", PASSWORD)
-        await directory.set_state("agent-ada", AgentState.AVAILABLE)
-        first = consecutive_free_ports(3)
-        rtp = random.randrange(20000, 29000, 200)
-        origin = f"http://127.0.0.1:{first + 2}"
-        settings = Settings(
-            http=HttpSettings(host="127.0.0.1", port=first + 2, api_keys=(KEY,)),
-            store=StoreSettings(database_url=database_url, data_dir=data_dir),
-            sip=SipSettings(
-                edge_host="127.0.0.1",
-                edge_port=first,
-                worker_base_port=first + 1,
-                workers=1,
-                max_workers=1,
-                rtp_port_min=rtp,
-                rtp_port_max=rtp + 199,
-                record_calls=False,
-            ),
-            webrtc=WebRtcSettings(ice_host_addresses=("127.0.0.1",), consent_timeout=CONSENT),
-        )
-        assert origin == f"http://{settings.http.host}:{settings.http.port}"
-        test_server = TestServer(create_app(settings), host="127.0.0.1", port=first + 2)
-        async with TestClient(test_server) as client:
-            yield Server(client, db, first, data_dir)
-    finally:
-        await db.close()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    webrtc = WebRtcSettings(ice_host_addresses=("127.0.0.1",), consent_timeout=CONSENT)
+    agents = [("agent-ada", "Ada Agent", "ada")]
+    async with sip_app(
+        database_url,
+        agents,
+        available=["agent-ada"],
+        api_keys=(KEY,),
+        record_calls=False,
+        webrtc=webrtc,
+    ) as app:
+        yield app
 
 
 @pytest.fixture
