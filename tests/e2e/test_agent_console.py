@@ -10,7 +10,6 @@ console's ringing screen pop is there to be read; Ada hangs up on the phone.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from tests.e2e.pages import (
     unnamed_controls,
 )
 from tests.e2e.test_call_to_agent import chromium_args, sip_server
-from tests.integration.sip.app_server import Server
+from tests.integration.sip.app_server import Server, ended_contact
 from tests.integration.sip.test_agent_bridge import phone_of_ada
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -161,13 +160,4 @@ async def test_the_console_shows_the_screen_pop_chats_both_ways_and_sees_the_end
         )
         await customer.close()
 
-    async with asyncio.timeout(5):  # the session writes it as its socket closes
-        while True:
-            row = await db.fetchrow(
-                "SELECT state, end_reason FROM contact WHERE id = $1", contact["contact"]
-            )
-            assert row is not None
-            if row["state"] == "ended":
-                break
-            await asyncio.sleep(0.1)
-    assert row["end_reason"] == "agent_hangup"
+    assert await ended_contact(db, contact["contact"]) == "agent_hangup"

@@ -27,7 +27,7 @@ from playwright.async_api import BrowserContext, Page, expect
 from assistline.settings import WebRtcSettings
 from tests.e2e.conftest import API_KEY, CHROMIUM_ARGS, record_frames
 from tests.e2e.pages import CONTACT, join_path
-from tests.integration.sip.app_server import Server, sip_app
+from tests.integration.sip.app_server import Server, ended_contact, sip_app
 from tests.integration.sip.baresip_agent import Baresip
 from tests.integration.sip.test_agent_bridge import (
     AGENT_HZ,
@@ -229,13 +229,4 @@ async def test_the_page_calls_an_agents_phone_each_hears_the_other_and_keys_reac
         print(f"the agent heard {dominant_hz(received, 8000):.1f} Hz ({len(received)} samples)")
         assert_tone(received, 8000, CUSTOMER_HZ, "what the agent heard")
 
-    async with asyncio.timeout(5):  # the session writes it as its socket closes
-        while True:
-            row = await db.fetchrow(
-                "SELECT state, end_reason FROM contact WHERE id = $1", contact["contact"]
-            )
-            assert row is not None
-            if row["state"] == "ended":
-                break
-            await asyncio.sleep(0.1)
-    assert row["end_reason"] == "hangup"
+    assert await ended_contact(db, contact["contact"]) == "hangup"

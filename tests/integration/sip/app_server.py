@@ -140,3 +140,16 @@ async def sip_app(
     finally:
         await db.close()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def ended_contact(db: asyncpg.Pool | asyncpg.Connection, contact_id: str) -> str:
+    """The contact's end reason, once its session has written it (5 s at most)."""
+    async with asyncio.timeout(5):  # the session writes it as its socket closes
+        while True:
+            row = await db.fetchrow(
+                "SELECT state, end_reason FROM contact WHERE id = $1", contact_id
+            )
+            assert row is not None
+            if row["state"] == "ended":
+                return str(row["end_reason"])
+            await asyncio.sleep(0.1)

@@ -25,7 +25,7 @@ import pytest
 from assistline.queue.agents import AgentState
 from assistline.settings import WebRtcSettings
 from assistline.signalling.keys import CONTACT_CALLS_KEY
-from tests.integration.sip.app_server import Client, Server, sip_app
+from tests.integration.sip.app_server import Client, Server, ended_contact, sip_app
 from tests.integration.sip.test_agent_bridge import AGENT_HZ, assert_tone, phone_of_ada
 from tests.integration.webrtc.peers import Browser, dominant_frequency, new_offer
 
@@ -204,15 +204,7 @@ async def test_a_vanished_page_is_torn_down_and_its_agent_leg_hung_up_in_the_con
             await process.wait()
         assert ended["reason"] == "media_failed"
         assert elapsed <= CONSENT + 1.0
-    async with asyncio.timeout(5):  # the session writes it as its socket closes
-        while True:
-            reason = await server.db.fetchval(
-                "SELECT end_reason FROM contact WHERE id = $1", contact
-            )
-            if reason is not None:
-                break
-            await asyncio.sleep(0.1)
-    assert reason == "media_failed"
+    assert await ended_contact(server.db, contact) == "media_failed"
 
 
 async def test_a_video_contact_given_an_agent_on_a_phone_is_told_and_goes_on_as_voice(
