@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import socket
 import wave
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,33 @@ MODULES = Path("/usr/lib/baresip/modules")
 
 
 def _free_tcp_port() -> int:
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def _free_sip_port() -> int:
+    """A port whose UDP and TCP, and TCP one above, are free: baresip's
+    ``sip_listen`` binds SIP over UDP and TCP on it and SIP/TLS on the next."""
+    while True:
+        port = free_udp_port()
+        if port >= 65535:
+            continue
+        probes = [socket.socket() for _ in range(2)]
+        try:
+            probes[0].bind(("127.0.0.1", port))
+            probes[1].bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+        return port
+
+
+class _PortTaken(Exception):
+    """baresip could not bind one of its ports."""
 
 
 class Baresip:
@@ -56,7 +78,7 @@ class Baresip:
         self.password = password
         self.edge_port = edge_port
         self.tone_hz = tone_hz
-        self.sip_port = free_udp_port()
+        self.sip_port = _free_sip_port()
         self.ctrl_port = _free_tcp_port()
         self.events: list[dict[str, Any]] = []
         self._arrived = asyncio.Event()
@@ -97,7 +119,22 @@ class Baresip:
         (self.directory / "accounts").write_text(account + "\n")
 
     async def start(self, timeout: float = 10.0) -> None:
-        """Start baresip and connect to its control port."""
+        """Start baresip and connect to its control port.
+
+        Ports are probed free just before, yet another process can take one
+        in between (CI saw its SIP/TLS port taken): then new ports, up to
+        three tries."""
+        for attempt in range(3):
+            try:
+                await self._start(timeout)
+                return
+            except _PortTaken:
+                if attempt == 2:
+                    raise AssertionError(f"baresip exited: {self.log}") from None
+                self.sip_port = _free_sip_port()
+                self.ctrl_port = _free_tcp_port()
+
+    async def _start(self, timeout: float) -> None:
         assert BARESIP is not None
         self._write_config()
         log = await asyncio.to_thread(open, self.directory / "baresip.log", "wb")
@@ -121,6 +158,8 @@ class Baresip:
                     break
                 except OSError:
                     if self._process.returncode is not None:
+                        if "Address already in use" in self.log:
+                            raise _PortTaken from None
                         raise AssertionError(f"baresip exited: {self.log}") from None
                     await asyncio.sleep(0.05)
         self._reader_task = asyncio.create_task(self._read(reader), name="baresip-ctrl")
