@@ -58,13 +58,20 @@ carrying the same ``id``:
 - ``webrtc_offer`` id, contact, sdp (the page's offer: DTLS-SRTP, checked by
   the control process first), ice_servers (list of [url, username,
   credential]; "" for none): a WebRTC leg (:mod:`assistline.webrtc`) for the
-  contact; the ``result`` carries the new leg id and the answer in ``sdp``.
-  It is refused 503 unless a call slot is free for its agent leg
+  contact, role ("customer", the default, or "agent": an agent's browser
+  console); the ``result`` carries the new leg id and the answer in
+  ``sdp``. A customer's offer is refused 503 unless a call slot is free
+  for its agent leg; an agent's takes none (its customer's holds it)
+- ``webrtc_renegotiate`` id, leg, sdp: a new offer from the leg's page on
+  the same connection (adding video mid-call); the ``result`` carries the
+  answer in ``sdp``
 - ``webrtc_candidate`` id, leg, candidate ("" ends them), sdp_mid,
   sdp_mline_index (each may be null): a candidate the page trickled. A
-  WebRTC leg takes ``bridge`` (through Python), ``hangup`` and nothing else
-  yet; it reports ``answered`` when its media connects and ``hangup`` when
-  it ends (status 408 when its page stopped answering ICE consent checks)
+  WebRTC leg takes ``bridge`` (to a SIP leg, or to another WebRTC leg:
+  audio both ways and, when both pages send it, video), ``play``,
+  ``hangup`` and nothing else yet; it reports ``answered`` when its media
+  connects and ``hangup`` when it ends (status 408 when its page stopped
+  answering ICE consent checks)
 
 Worker → control events:
 
@@ -299,6 +306,17 @@ class WebRtcOffer:
     contact: str
     sdp: str
     ice_servers: IceServers = ()
+    role: Literal["customer", "agent"] = "customer"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WebRtcRenegotiate:
+    """Answer a new offer from a WebRTC leg's page (video added mid-call)."""
+
+    TYPE: ClassVar[str] = "webrtc_renegotiate"
+    id: int
+    leg: str
+    sdp: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -328,6 +346,7 @@ Command = (
     | Stop
     | Trunk
     | WebRtcOffer
+    | WebRtcRenegotiate
     | WebRtcCandidate
 )
 

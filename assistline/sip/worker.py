@@ -407,12 +407,13 @@ class MediaWorker:
                     if target is not None:
                         self._send_frame(target, frame, now)
                 self._play_ahead(leg, now)
-            for customer in list(self.webrtc.legs.values()):  # bridged to SIP legs only
-                agent = self.legs.get(self._bridged.get(customer.id, ""))
-                while (frame := customer.read_frame()) is not None:
-                    if agent is not None:
-                        self._send_frame(agent, frame, now)
-                self._play_ahead(customer, now)
+            for page in list(self.webrtc.legs.values()):
+                peer = self._bridged.get(page.id, "")
+                heard_by = self.legs.get(peer) or self.webrtc.legs.get(peer)
+                while (frame := page.read_frame()) is not None:
+                    if heard_by is not None:
+                        self._send_frame(heard_by, frame, now)
+                self._play_ahead(page, now)
             self._recordings.write(now)
 
     def _play_ahead(self, leg: SipLeg | WebRtcLeg, now: float) -> None:
@@ -461,6 +462,8 @@ class MediaWorker:
                 result = protocol.Result(command_id, *await self.webrtc.offer(message))
                 self._python_media.set()  # its frames, and any tone it hears, pass through here
                 return result
+            if isinstance(message, protocol.WebRtcRenegotiate):
+                return protocol.Result(command_id, *await self.webrtc.renegotiate(message))
             leg_id = await self._dispatch(message)
         except CommandError as error:
             return protocol.Error(command_id, error.code, error.text)
@@ -469,8 +472,16 @@ class MediaWorker:
         return protocol.Result(command_id, leg_id)
 
     async def _bridge_webrtc(self, leg_a: str, leg_b: str) -> None:
-        """A WebRTC leg and a SIP leg hear each other through the 10 ms media task."""
+        """A WebRTC leg and a SIP or WebRTC leg hear each other through the 10 ms media task."""
         customer_id, agent_id = (leg_a, leg_b) if leg_a in self.webrtc.legs else (leg_b, leg_a)
+        if agent_id in self.webrtc.legs:  # an agent's browser console
+            if customer_id == agent_id or {customer_id, agent_id} & self._bridged.keys():
+                raise CommandError(409, "a leg is bridged to one other leg at most")
+            self._playing.pop(agent_id, None)
+            self._playing.pop(customer_id, None)
+            self._bridged[customer_id], self._bridged[agent_id] = agent_id, customer_id
+            self.webrtc.bridge_video(customer_id, agent_id)
+            return
         agent = self._leg(agent_id)
         if customer_id in self._bridged or agent.id in self._bridged:
             raise CommandError(409, "a leg is bridged to one other leg at most")

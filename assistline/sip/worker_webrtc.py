@@ -10,10 +10,12 @@ stopped answering ICE consent checks, 503 when ICE or DTLS never came up,
 200 when the page or the control process ended it.
 
 A WebRTC leg's frames are at the internal rate, like a SIP leg's through
-Python, so the worker's 10 ms media task moves them to and from the SIP leg
-it is bridged to (an agent's phone); pjsua2 never sees them. A WebRTC leg
-takes no pjsua call slot, but its agent leg will: an offer is refused 503
-when the worker has no slot free for it.
+Python, so the worker's 10 ms media task moves them to and from the leg it
+is bridged to: an agent's phone (a SIP leg; pjsua2 never sees the WebRTC
+frames) or an agent's browser console (a second WebRTC leg, ``role``
+"agent", whose video is forwarded too: :mod:`assistline.webrtc.video`). A
+WebRTC leg takes no pjsua call slot, but a customer's agent leg may: a
+customer's offer is refused 503 when the worker has no slot free for it.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class WorkerWebRtc:
     async def offer(self, command: protocol.WebRtcOffer) -> tuple[str, str]:
         """A new leg answering ``command.sdp``: its id and its answer."""
         leg_id = f"{self._worker_id}-{next(self._numbers)}"
-        if not await self._reserve_slot(leg_id):
+        if command.role == "customer" and not await self._reserve_slot(leg_id):
             raise CommandError(503, "worker full: no call slot for the agent leg")
         servers = [
             {"urls": url, **({"username": user, "credential": secret} if user else {})}
@@ -88,6 +90,21 @@ class WorkerWebRtc:
             raise CommandError(400, f"offer refused: {error}") from None
         logger.info("WebRTC leg %s for contact %s", leg_id, command.contact)
         return leg_id, answer
+
+    async def renegotiate(self, command: protocol.WebRtcRenegotiate) -> tuple[str, str]:
+        """The leg's answer to its page's new offer."""
+        leg = self.legs.get(command.leg)
+        if leg is None:
+            raise CommandError(404, f"no WebRTC leg {command.leg}")
+        try:
+            return leg.id, await leg.renegotiate(command.sdp)
+        except (OfferRejectedError, ValueError) as error:
+            raise CommandError(400, f"offer refused: {error}") from None
+
+    def bridge_video(self, leg_a: str, leg_b: str) -> None:
+        """Each of two WebRTC legs sends the other's page the video its own page sends."""
+        a, b = self.legs[leg_a], self.legs[leg_b]
+        a.video_in.target, b.video_in.target = b.video_out, a.video_out
 
     def has(self, *leg_ids: str) -> bool:
         """True when any of ``leg_ids`` is one of these WebRTC legs."""

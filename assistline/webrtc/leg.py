@@ -4,8 +4,11 @@ A :class:`WebRtcLeg` wraps one ``aiortc.RTCPeerConnection`` for one contact.
 The control process relays the browser's SDP offer and trickled candidates
 to the worker; :meth:`WebRtcLeg.accept_offer` answers with audio
 ``sendrecv`` (Opus only, DTLS-SRTP only: ``UDP/TLS/RTP/SAVPF`` with a
-fingerprint, or :class:`OfferRejectedError`); any video section is answered
-``inactive`` until video legs exist. ICE servers come only from the list
+fingerprint, or :class:`OfferRejectedError`), and the first video section
+``sendrecv`` (VP8 or H.264; see :mod:`assistline.webrtc.video`), any other
+section ``inactive``. A later offer on the same connection
+(:meth:`WebRtcLeg.renegotiate`: the browser adds video mid-call) is answered
+the same way. ICE servers come only from the list
 given (see :mod:`assistline.webrtc.ice`), and host candidates only from the
 addresses given.
 
@@ -84,6 +87,7 @@ from assistline.media.frame import FRAME_MS, FRAME_SAMPLES, INTERNAL_RATE, Audio
 from assistline.media.resample import Resampler
 from assistline.tasks import TaskRegistry
 from assistline.webrtc.ice import check_host_addresses, gathering_on, rtc_configuration
+from assistline.webrtc.video import ForwardedVideo, VideoReader, video_codecs
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +246,13 @@ class WebRtcLeg:
         self._received: collections.deque[AudioFrame] = collections.deque(maxlen=RING_FRAMES)
         self._rx_timestamp = 0
         self._reader: asyncio.Task[None] | None = None
+        self._audio: RTCRtpTransceiver | None = None
+        self._video: RTCRtpTransceiver | None = None
+        self._video_task: asyncio.Task[None] | None = None
+        #: The video this leg's browser sends, handed to whatever it is bridged to.
+        self.video_in = VideoReader()
+        #: The video this leg's browser is sent.
+        self.video_out = ForwardedVideo()
         self._ice: RTCIceTransport | None = None
         self._answered = False
         self._connected = False
@@ -266,19 +277,53 @@ class WebRtcLeg:
         self._answered = True
         audio: RTCRtpTransceiver = self._pc.addTransceiver(self._outgoing, direction="sendrecv")
         audio.setCodecPreferences(_opus_only())
+        self._audio = audio
         await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        for transceiver in self._pc.getTransceivers():
-            if transceiver is not audio:
-                transceiver.direction = "inactive"  # video legs come later
         self._ice = audio.receiver.transport.transport
         # None when the browser offers no audio of its own (recvonly), whatever aiortc's hint.
         track: MediaStreamTrack | None = audio.receiver.track
         if track is not None and self._reader is None:
             self._reader = self._tasks.spawn(f"webrtc-{self.id}-audio-in", self._read(track))
+        return await self._answer()
+
+    async def renegotiate(self, sdp: str) -> str:
+        """Answer a new offer from the browser on this connection (e.g. adding video)."""
+        check_offer(sdp)
+        if not self._answered or self.ended:
+            raise OfferRejectedError("this leg has no connection to renegotiate (or has ended)")
+        await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        return await self._answer()
+
+    async def _answer(self) -> str:
+        for transceiver in self._pc.getTransceivers():
+            if transceiver is self._audio:
+                continue
+            if transceiver.kind == "video" and self._video in (None, transceiver):
+                self._take_video(transceiver)
+            else:
+                transceiver.direction = "inactive"  # one audio and one video section at most
         answer = await self._pc.createAnswer()
         with gathering_on(self._host_addresses):
             await self._pc.setLocalDescription(answer)
         return str(self._pc.localDescription.sdp)
+
+    def _take_video(self, transceiver: RTCRtpTransceiver) -> None:
+        """Send and receive video on the offer's (first) video section."""
+        if self._video is None:
+            self._video = transceiver
+            transceiver.setCodecPreferences(video_codecs())
+            transceiver.sender.replaceTrack(self.video_out)
+        transceiver.direction = "sendrecv"
+        track: MediaStreamTrack | None = transceiver.receiver.track
+        if track is not None and self._video_task is None:
+            self._video_task = self._tasks.spawn(
+                f"webrtc-{self.id}-video-in", self.video_in.run(track)
+            )
+
+    @property
+    def has_video(self) -> bool:
+        """Whether the browser has a video section answered ``sendrecv``."""
+        return self._video is not None and self._video.currentDirection == "sendrecv"
 
     async def add_candidate(
         self, candidate: str, sdp_mid: str | None = None, sdp_mline_index: int | None = None
@@ -315,13 +360,15 @@ class WebRtcLeg:
         self._closing = True
         self._end("closed")
         self._outgoing.stop()
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
-            try:
-                await reader
-            except asyncio.CancelledError:
-                pass
+        self.video_out.stop()
+        for task in (self._reader, self._video_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        self._reader = self._video_task = None
         await self._pc.close()
 
     async def _read(self, track: MediaStreamTrack) -> None:

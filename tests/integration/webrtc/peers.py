@@ -60,6 +60,75 @@ class SineTrack(MediaStreamTrack):
         return frame
 
 
+class ColourTrack(MediaStreamTrack):
+    """320×240 frames of one RGB colour, 15 per second: who sent them shows in their colour."""
+
+    kind = "video"
+
+    def __init__(self, rgb: tuple[int, int, int]) -> None:
+        super().__init__()
+        self._image = np.empty((240, 320, 3), dtype=np.uint8)
+        self._image[:] = rgb
+        self._count = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        loop = asyncio.get_running_loop()
+        if self._start is None:
+            self._start = loop.time()
+        delay = self._start + self._count / 15 - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        frame = av.VideoFrame.from_ndarray(self._image, format="rgb24")
+        frame.pts = self._count * 6000  # a 90 kHz clock
+        frame.time_base = fractions.Fraction(1, 90_000)
+        self._count += 1
+        return frame
+
+
+class VideoWatcher:
+    """Counts the video frames a track delivers (decoded) and keeps the last one's mean colour."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.colour: tuple[int, int, int] | None = None
+        self.first = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def started(self) -> bool:
+        """Whether a track is being watched."""
+        return self._task is not None
+
+    def start(self, track: MediaStreamTrack) -> None:
+        """Watch ``track`` from now on."""
+        self._task = asyncio.get_running_loop().create_task(self._run(track))
+
+    async def _run(self, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            assert isinstance(frame, av.VideoFrame)
+            image = frame.to_ndarray(format="rgb24")
+            mean = image.reshape(-1, 3).mean(axis=0)
+            self.colour = (int(mean[0]), int(mean[1]), int(mean[2]))
+            self.frames += 1
+            self.first.set()
+
+    async def stop(self) -> None:
+        """Stop watching."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+
 class Recorder:
     """Keeps every frame of a received track, until the track ends or :meth:`stop`."""
 
@@ -105,6 +174,7 @@ class Browser:
         self.pc = RTCPeerConnection(rtc_configuration([]))
         self.pc.addTransceiver(SineTrack(frequency), direction="sendrecv")
         self.recorder = Recorder()
+        self.video = VideoWatcher()
         self.connected = asyncio.Event()
         self.pc.on("connectionstatechange", self._on_state)
 
@@ -117,17 +187,28 @@ class Browser:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return str(self.pc.localDescription.sdp)
 
+    def add_video(self, rgb: tuple[int, int, int]) -> None:
+        """Send video of one colour from the next offer on (a renegotiation once connected)."""
+        self.pc.addTransceiver(ColourTrack(rgb), direction="sendrecv")
+
     async def take_answer(self, sdp: str) -> None:
-        """Apply the leg's answer and start recording what the leg sends."""
+        """Apply the leg's answer and start recording (and watching) what the leg sends."""
+        first = self.pc.remoteDescription is None
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-        track = self.pc.getTransceivers()[0].receiver.track
-        assert track is not None
-        self.recorder.start(track)
+        transceivers = self.pc.getTransceivers()
+        if first:
+            track = transceivers[0].receiver.track
+            assert track is not None
+            self.recorder.start(track)
+        video = [t for t in transceivers if t.kind == "video"]
+        if video and not self.video.started:
+            self.video.start(video[0].receiver.track)
 
     async def close(self) -> None:
         """Close the peer (sending DTLS close_notify) and stop recording."""
         await self.pc.close()
         await self.recorder.stop()
+        await self.video.stop()
 
 
 async def new_offer(browser: Browser) -> str:

@@ -148,17 +148,24 @@ async def test_the_answer_is_dtls_srtp_opus_on_loopback(
         assert (fields[2], fields[4], fields[7]) == ("udp", LOOPBACK, "host"), candidate
 
 
-async def test_video_is_answered_inactive_until_video_legs_exist(make_leg: LegFactory) -> None:
+async def test_the_first_video_section_is_answered_in_vp8_and_a_second_inactive(
+    make_leg: LegFactory,
+) -> None:
     browser = Browser(1000.0)
+    browser.pc.addTransceiver("video", direction="sendrecv")
     browser.pc.addTransceiver("video", direction="sendrecv")
     try:
         answer = await make_leg().accept_offer(await new_offer(browser))
     finally:
         await browser.close()
     sections = answer.split("m=")[1:]
-    assert [section.split()[0] for section in sections] == ["audio", "video"]
+    assert [section.split()[0] for section in sections] == ["audio", "video", "video"]
     assert "a=sendrecv" in sections[0].splitlines()
-    assert "a=inactive" in sections[1].splitlines()
+    first_video = sections[1].splitlines()
+    assert "a=sendrecv" in first_video
+    first_payload = first_video[0].split()[3]
+    assert f"a=rtpmap:{first_payload} VP8/90000" in first_video
+    assert "a=inactive" in sections[2].splitlines()
 
 
 async def test_an_empty_ice_server_list_asks_no_server(
