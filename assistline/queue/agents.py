@@ -16,6 +16,7 @@ import datetime
 import enum
 import hashlib
 import re
+from typing import Literal
 
 import asyncpg
 
@@ -46,6 +47,9 @@ class AgentExistsError(AssistlineError):
     """An agent with that id or SIP username exists already."""
 
 
+WorksIn = Literal["sip", "console"]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Agent:
     """An agent as the rest of the product sees it: never with credentials."""
@@ -55,6 +59,8 @@ class Agent:
     sip_username: str
     state: AgentState
     state_since: datetime.datetime
+    #: Where the agent takes contacts: "sip" (the phone) or "console" (the browser).
+    works_in: WorksIn = "sip"
 
 
 def sip_ha1(username: str, realm: str, password: str) -> str:
@@ -69,6 +75,7 @@ def _agent(row: asyncpg.Record) -> Agent:
         sip_username=row["sip_username"],
         state=AgentState(row["state"]),
         state_since=row["state_since"],
+        works_in=row["works_in"],
     )
 
 
@@ -120,9 +127,11 @@ class AgentDirectory:
         """Every agent, by id."""
         return [_agent(row) for row in await self.pool.fetch(QUERIES["list_agents"])]
 
-    async def set_state(self, agent_id: str, state: AgentState) -> Agent:
-        """Change an agent's state, stamping when it changed."""
-        row = await self.pool.fetchrow(QUERIES["set_agent_state"], agent_id, state.value)
+    async def set_state(
+        self, agent_id: str, state: AgentState, works_in: WorksIn | None = None
+    ) -> Agent:
+        """Change an agent's state (and where it works), stamping when it changed."""
+        row = await self.pool.fetchrow(QUERIES["set_agent_state"], agent_id, state.value, works_in)
         if row is None:
             raise AgentNotFoundError(f"no agent has id {agent_id!r}")
         return _agent(row)

@@ -50,9 +50,18 @@ import dataclasses
 import datetime
 import logging
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any
 
-from assistline.queue.agents import Agent, AgentDirectory, AgentState
+from assistline.queue.agents import Agent, AgentDirectory, AgentState, WorksIn
+from assistline.queue.console_calls import ConsoleCalls
+from assistline.queue.contact_call import (
+    CHAT_NOT_NOW,
+    AgentEvent,
+    ContactCall,
+    ContactCallError,
+    Page,
+    agent_events,
+)
 from assistline.queue.routing import (
     AgentState as RoutedState,
 )
@@ -67,6 +76,7 @@ from assistline.queue.routing import (
     Router,
     VideoUnavailable,
 )
+from assistline.queue.routing import WorksIn as RoutedWorksIn
 from assistline.redaction import mask_card_numbers
 from assistline.signalling import messages
 from assistline.sip import protocol
@@ -82,67 +92,10 @@ COMFORT_TONE = "us-ringback"
 #: Seconds an agent's phone rings before the offer counts as declined.
 ANSWER_TIMEOUT = 20.0
 Events = Callable[[str, protocol.Event], None]
-AgentEventKind = Literal["offered", "connected", "ended", "chat"]
-#: What a chat line tells a contact with no agent connected.
-CHAT_NOT_NOW = "chat opens when an agent is connected"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AgentEvent:
-    """An agent was offered ``contact``, was connected to it, or that offer or call ended.
-
-    A ``chat`` event carries a chat line of the connected call (``text``, card
-    numbers masked, never in ``repr``) and who wrote it (``sender``).
-    """
-
-    agent: str
-    kind: AgentEventKind
-    contact: str
-    text: str = dataclasses.field(default="", repr=False)
-    sender: messages.Sender | None = None
-
-
-def agent_events(effects: Sequence[Effect]) -> list[AgentEvent]:
-    """The agent events routing effects imply: an offer rings, a withdrawn offer ends."""
-    events: list[AgentEvent] = []
-    for effect in effects:
-        if isinstance(effect, Offer):
-            events.append(AgentEvent(effect.agent.id, "offered", effect.contact.id))
-        elif isinstance(effect, OfferWithdrawn):
-            events.append(AgentEvent(effect.agent.id, "ended", effect.contact.id))
-    return events
-
-
-class Page(Protocol):
-    """The contact's page, as the signalling session reaches it."""
-
-    async def send(self, message: messages.ServerMessage) -> None:
-        """Send one message; a page that has gone raises ConnectionError."""
-
-
-class ContactCallError(Exception):
-    """The contact's media could not be started; ``code`` is a signalling error code."""
-
-    def __init__(self, code: messages.ErrorCode, text: str) -> None:
-        super().__init__(text)
-        self.code: messages.ErrorCode = code
-
-
-@dataclasses.dataclass(slots=True)
-class ContactCall:
-    """One contact's call on this node."""
-
-    contact: str
-    media: Media
-    page: Page
-    worker: str
-    leg: str
-    connected: bool = False  # the WebRTC leg's media is up
-    agent: Agent | None = None
-    agent_leg: str | None = None
-    agent_answered: bool = False
-    timer: asyncio.TimerHandle | None = None
-    ended: bool = False
+def _queue_agent(agent: Agent) -> QueueAgent:
+    return QueueAgent(agent.id, RoutedWorksIn(agent.works_in))
 
 
 def _now() -> datetime.datetime:
@@ -187,20 +140,24 @@ class ContactCalls:
         self.pass_on: Events = lambda worker, event: None
         #: Told of every :class:`AgentEvent` (the agent console).
         self.watchers: list[Callable[[AgentEvent], None]] = []
+        #: Contacts answered in agents' browser consoles.
+        self.console = ConsoleCalls(self)
 
     async def load_agents(self) -> None:
         """Tell the router every agent and its state (at start)."""
         for agent in await self._agents.all():
             self._directory[agent.id] = agent
             state = RoutedState(agent.state.value)
-            self._apply(self.router.agent_state(QueueAgent(agent.id), state, agent.state_since))
+            self._apply(self.router.agent_state(_queue_agent(agent), state, agent.state_since))
 
-    async def set_agent_state(self, agent_id: str, state: AgentState) -> None:
-        """An agent signs in or out (console, CLI); stored, then routed."""
-        agent = await self._agents.set_state(agent_id, state)
+    async def set_agent_state(
+        self, agent_id: str, state: AgentState, works_in: WorksIn | None = None
+    ) -> None:
+        """An agent signs in or out (console, CLI), on the phone or in the console; routed."""
+        agent = await self._agents.set_state(agent_id, state, works_in)
         self._directory[agent.id] = agent
         routed = RoutedState(state.value)
-        self._apply(self.router.agent_state(QueueAgent(agent.id), routed, agent.state_since))
+        self._apply(self.router.agent_state(_queue_agent(agent), routed, agent.state_since))
 
     # ------------------------------------------------------------ the page
 
@@ -212,11 +169,7 @@ class ContactCalls:
             worker = self._pool.pick()
         except NoWorkerError:
             raise ContactCallError("not_now", "every media worker is busy; try again") from None
-        servers = tuple(
-            (url, server.get("username", ""), server.get("credential", ""))
-            for server in self._ice_servers(contact)
-            for url in server["urls"]
-        )
+        servers = self.ice_servers_of(contact)
         try:
             result = await self._pool.command(
                 worker.id, lambda request: protocol.WebRtcOffer(request, contact, sdp, servers)
@@ -237,20 +190,28 @@ class ContactCalls:
             self._handle(call, result.leg, event)
         return result.sdp
 
+    def ice_servers_of(self, contact: str) -> protocol.IceServers:
+        """The ICE servers a leg of ``contact`` may use, as the worker protocol carries them."""
+        return tuple(
+            (url, server.get("username", ""), server.get("credential", ""))
+            for server in self._ice_servers(contact)
+            for url in server["urls"]
+        )
+
     async def candidate(self, contact: str, candidate: messages.Candidate) -> None:
         """Relay a candidate the page trickled to its leg."""
         call = self.calls.get(contact)
         if call is None:
             raise ContactCallError("not_now", "send the offer before candidates")
+        await self.relay_candidate(call.worker, call.leg, candidate)
+
+    async def relay_candidate(self, worker: str, leg: str, candidate: messages.Candidate) -> None:
+        """Hand a trickled candidate to a WebRTC leg (the page's or a console's)."""
         try:
             await self._pool.command(
-                call.worker,
+                worker,
                 lambda request: protocol.WebRtcCandidate(
-                    request,
-                    call.leg,
-                    candidate.candidate,
-                    candidate.sdp_mid,
-                    candidate.sdp_mline_index,
+                    request, leg, candidate.candidate, candidate.sdp_mid, candidate.sdp_mline_index
                 ),
             )
         except WorkerCommandError as error:
@@ -261,6 +222,8 @@ class ContactCalls:
         call = self.calls.get(contact)
         if call is None or call.agent_leg is None or not call.agent_answered:
             raise ContactCallError("not_now", "keypad digits need a connected call")
+        if call.agent is not None and call.agent.works_in == "console":
+            raise ContactCallError("not_now", "keypad digits reach agents on phones only")
         agent_leg = call.agent_leg
         try:
             await self._pool.command(
@@ -402,6 +365,9 @@ class ContactCalls:
 
     async def _ring(self, call: ContactCall, agent_id: str) -> None:
         agent = self._directory.get(agent_id)
+        if agent is not None and agent.works_in == "console" and not call.ended:
+            self.console.ring(call, agent)
+            return
         if agent is None or self._edge is None or call.ended:
             if not call.ended:
                 self._notify(AgentEvent(agent_id, "ended", call.contact))

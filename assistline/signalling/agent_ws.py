@@ -11,9 +11,11 @@ closes it with code 4401.
 Frames are JSON objects with a ``type`` (at most 16 KB, room for a chat
 line of 2,000 characters; more closes the socket, 1009). Server → console:
 
-- ``hello`` ``{agent: {id, name}, state, calls}``: first; ``state`` is the
-  agent's (``offline``, ``available``, ``busy``, ``wrap_up``); ``calls`` is
-  false when this server takes no calls (``sip.enabled = false``);
+- ``hello`` ``{agent: {id, name}, state, calls, ice_servers}``: first;
+  ``state`` is the agent's (``offline``, ``available``, ``busy``,
+  ``wrap_up``); ``calls`` is false when this server takes no calls
+  (``sip.enabled = false``); ``ice_servers`` are for calls taken in the
+  console (``RTCIceServer`` dicts, TURN credentials short-lived);
 - ``state`` ``{state}``: after a ``set_state``, a ``ping``, or a call event;
 - ``offer`` ``{contact, customer_id, account, balance_cents, currency, step,
   fields, context_trail}``: routing offers this contact to the agent, whose
@@ -31,10 +33,13 @@ line of 2,000 characters; more closes the socket, 1009). Server → console:
 
 Console → server:
 
-- ``set_state`` ``{state}``: ``available`` or ``offline`` (through
+- ``set_state`` ``{state, works_in?}``: ``available`` or ``offline`` (through
   :meth:`~assistline.queue.contact_calls.ContactCalls.set_agent_state`, so
   routing sees it at once; without calls, in the agent table only).
-  ``available`` is refused (``not_now``) while the agent is ``busy``;
+  ``available`` is refused (``not_now``) while the agent is ``busy``.
+  ``works_in`` ``sip`` (contacts ring the agent's phone) or ``console``
+  (contacts are taken in this browser, voice and video: the frames of
+  :mod:`.agent_media`); left out, it stays as it was;
 - ``ping``: answered with ``state`` (a console can poll with it, e.g. to see
   a wrap-up end);
 - ``chat`` ``{contact, text}``: a line (1..2,000 characters) to the page of
@@ -58,15 +63,16 @@ import collections
 import dataclasses
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from assistline.queue.agents import AgentDirectory, AgentNotFoundError, AgentState
-from assistline.queue.contact_calls import AgentEvent, ContactCallError
-from assistline.signalling import messages
+from assistline.queue.agents import AgentDirectory, AgentNotFoundError, AgentState, WorksIn
+from assistline.queue.contact_call import AgentEvent, ContactCallError
+from assistline.signalling import agent_media, messages
 from assistline.signalling.agent_auth import SESSION_PROBLEMS, SignedIn, require_session
 from assistline.signalling.contacts import CONTACT_ID_PARAMETER, get_contact
 from assistline.signalling.keys import (
@@ -78,6 +84,7 @@ from assistline.signalling.keys import (
 )
 from assistline.signalling.openapi import Operation, json_content, problem
 from assistline.signalling.problems import HttpProblem
+from assistline.signalling.turn import ice_servers
 from assistline.signalling.ws import HEARTBEAT, refuse_origin
 from assistline.store.queries import QUERIES
 from assistline.tasks import TaskRegistry
@@ -175,6 +182,10 @@ class AgentConsoles:
             for console in list(self.consoles.get(event.agent, ())):
                 await _send(console, line | {"from": event.sender})
             return
+        if event.kind == "escalate_video":
+            for console in list(self.consoles.get(event.agent, ())):
+                await _send(console, {"type": "escalate_video", "contact": event.contact})
+            return
         frames: list[dict[str, Any]] = []
         if event.kind == "offered":
             contact = await _contact(app, event.contact)
@@ -238,6 +249,9 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
                 "agent": {"id": signed_in.agent_id, "name": signed_in.name},
                 "state": await current_state(request.app, signed_in.agent_id),
                 "calls": CONTACT_CALLS_KEY in request.app,
+                "ice_servers": ice_servers(
+                    request.app[SETTINGS_KEY].webrtc, f"agent-{signed_in.agent_id}", time.time()
+                ),
             },
         )
         await _converse(request.app, console, signed_in)
@@ -284,9 +298,22 @@ async def _answer(app: web.Application, console: _Console, text: str) -> dict[st
                 if other is not console:
                     await _send(other, {"type": "state", "state": state})
             return {"type": "state", "state": state}
+        case "set_state" if set(message) == {"type", "state", "works_in"}:
+            if message["works_in"] not in ("sip", "console"):
+                raise _Refused("bad_value", "works_in must be sip or console")
+            wanted = message["state"]
+            if wanted not in _SETTABLE:
+                raise _Refused("bad_value", "state must be available or offline")
+            state = await _set_state(app, console.agent, AgentState(wanted), message["works_in"])
+            return {"type": "state", "state": state}
         case "chat" if set(message) == {"type", "contact", "text"}:
             _chat(app, console.agent, message["contact"], message["text"])
             return None  # the line comes back as a chat event, after the page's
+        case kind if kind in agent_media.FRAMES:
+            try:
+                return await agent_media.handle(app, console.agent, message)
+            except agent_media.MediaFrameRefused as refused:
+                raise _Refused(refused.code, str(refused)) from None
         case "ping" | "set_state" | "chat":
             raise _Refused("bad_message", f"{message['type']} has other fields")
         case _:
@@ -310,18 +337,20 @@ def _chat(app: web.Application, agent_id: str, contact: Any, text: Any) -> None:
         raise _Refused(error.code, str(error)) from None
 
 
-async def _set_state(app: web.Application, agent_id: str, wanted: AgentState) -> str:
+async def _set_state(
+    app: web.Application, agent_id: str, wanted: AgentState, works_in: WorksIn | None = None
+) -> str:
     current = await current_state(app, agent_id)
-    if current == wanted.value:
+    if current == wanted.value and works_in is None:
         return current  # nothing changes; the agent keeps its place among idle agents
     if wanted is AgentState.AVAILABLE and current == "busy":
         raise _Refused("not_now", "you are on a call; you can be available once it ends")
     calls = app.get(CONTACT_CALLS_KEY)
     if calls is not None:
-        await calls.set_agent_state(agent_id, wanted)
+        await calls.set_agent_state(agent_id, wanted, works_in)
     else:
         directory = AgentDirectory(app[DATABASE_KEY].pool, app[SETTINGS_KEY].sip.realm)
-        await directory.set_state(agent_id, wanted)
+        await directory.set_state(agent_id, wanted, works_in)
     logger.info("agent %s is %s (console)", agent_id, wanted.value)
     return await current_state(app, agent_id)
 

@@ -22,7 +22,9 @@ Client → server:
   the agent as a keypad tone. ``repr`` masks it: the IVR may reuse this
   message, and there a digit can be card data
 - ``chat`` text: 1..:data:`MAX_CHAT` characters
-- ``escalate_video`` (add video to an audio call); ``hangup``; ``ping``
+- ``escalate_video`` (add video to an audio call: the page adds its camera
+  and sends a new ``offer`` on the same connection, which the server
+  answers with ``answer``); ``hangup``; ``ping``
 
 Server → client:
 
@@ -36,6 +38,9 @@ Server → client:
   ``media_failed``, ``shutdown``); agent is a display name, nothing more
 - ``chat`` text, from (``agent`` or ``customer``)
 - ``video_unavailable`` reason: an ``escalate_video`` cannot be honoured
+  (the agent is on a phone)
+- ``escalate_video``: the agent turned video on; the page adds its camera
+  and sends a new ``offer`` (the server answers it)
 - ``error`` code, message: a frame was refused; the message names the
   problem (``chat.text must be 1..2000 characters``, ``unknown type
   'ofer'``, ``offer.sdp is missing``, ``not JSON: ...``). Codes:
@@ -338,7 +343,16 @@ class Pong(_Message):
 
 ClientMessage = Offer | Answer | Candidate | Digit | Chat | EscalateVideo | Hangup | Ping
 ServerMessage = (
-    Hello | Offer | Answer | Candidate | State | ChatLine | VideoUnavailable | Error | Pong
+    Hello
+    | Offer
+    | Answer
+    | Candidate
+    | State
+    | ChatLine
+    | VideoUnavailable
+    | EscalateVideo
+    | Error
+    | Pong
 )
 #: Message classes by type, per direction (offer, answer, candidate, chat go both ways).
 FROM_CLIENT: Mapping[str, type[_Message]] = {c.TYPE: c for c in typing.get_args(ClientMessage)}

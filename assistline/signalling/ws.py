@@ -42,8 +42,13 @@ page as ``chat`` from ``customer`` (the masked text: what the agent sees)
 and goes to the agent's console; the agent's lines come as ``chat`` from
 ``agent``. Before that (queued, ringing, or no media workers), ``chat`` is
 answered ``not_now`` ("chat opens when an agent is connected"). Chat text is
-neither stored nor logged. Not yet here: video escalation, answered
-``not_now``.
+neither stored nor logged.
+
+Video: ``escalate_video`` asks the agent to add video (a console agent's
+console is told; a phone agent's page gets ``video_unavailable``); a second
+``offer`` on a call whose media is up renegotiates the page's leg (the page
+adding its camera), answered with ``answer``
+(:mod:`assistline.queue.console_calls`).
 """
 
 from __future__ import annotations
@@ -55,7 +60,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from assistline.queue.contact_calls import CHAT_NOT_NOW, ContactCallError, ContactCalls
+from assistline.queue.contact_call import CHAT_NOT_NOW, ContactCallError
+from assistline.queue.contact_calls import ContactCalls
 from assistline.queue.routing import Media
 from assistline.settings import Settings
 from assistline.signalling import messages
@@ -225,7 +231,11 @@ async def _converse(
                     await _not_now(socket, "no media worker takes calls on this server")
                     continue
                 try:
-                    answer = await calls.start(str(contact.id), _ROUTED[contact.media], sdp, page)
+                    if str(contact.id) in calls.calls:  # a new offer on the call: video added
+                        answer = await calls.console.renegotiate(str(contact.id), "customer", sdp)
+                    else:
+                        media = _ROUTED[contact.media]
+                        answer = await calls.start(str(contact.id), media, sdp, page)
                 except ContactCallError as error:
                     await _send_error(socket, messages.MessageError(error.code, str(error)[:500]))
                     continue
@@ -240,6 +250,11 @@ async def _converse(
                     if calls is None:
                         raise ContactCallError("not_now", CHAT_NOT_NOW)
                     calls.chat(str(contact.id), text)
+                except ContactCallError as error:
+                    await _send_error(socket, messages.MessageError(error.code, str(error)[:500]))
+            case messages.EscalateVideo() if calls is not None:
+                try:
+                    calls.console.escalate(str(contact.id), "customer")
                 except ContactCallError as error:
                     await _send_error(socket, messages.MessageError(error.code, str(error)[:500]))
             case messages.Digit(digit=digit) if calls is not None:

@@ -32,18 +32,19 @@ RETURNING id;
 -- name: insert_agent
 INSERT INTO agent (id, name, sip_username, sip_realm, sip_ha1)
 VALUES ($1, $2, $3, $4, $5)
-RETURNING id, name, sip_username, state, state_since;
+RETURNING id, name, sip_username, state, state_since, works_in;
 
 -- name: get_agent
-SELECT id, name, sip_username, state, state_since FROM agent WHERE id = $1;
+SELECT id, name, sip_username, state, state_since, works_in FROM agent WHERE id = $1;
 
 -- name: list_agents
-SELECT id, name, sip_username, state, state_since FROM agent ORDER BY id;
+SELECT id, name, sip_username, state, state_since, works_in FROM agent ORDER BY id;
 
 -- name: set_agent_state
-UPDATE agent SET state = $2, state_since = now()
+-- $3: where the agent takes calls ('sip' or 'console'); NULL keeps it.
+UPDATE agent SET state = $2, state_since = now(), works_in = coalesce($3, works_in)
 WHERE id = $1
-RETURNING id, name, sip_username, state, state_since;
+RETURNING id, name, sip_username, state, state_since, works_in;
 
 -- name: set_agent_password
 UPDATE agent SET sip_realm = $2, sip_ha1 = $3 WHERE id = $1 RETURNING id;
@@ -82,7 +83,7 @@ WHERE id = (SELECT max(id) FROM call_record WHERE leg = $1 AND worker = $2);
 
 -- name: agent_by_sip_username
 -- Routing: the agent an internal extension (a SIP username) belongs to.
-SELECT id, name, sip_username, state, state_since FROM agent WHERE sip_username = $1;
+SELECT id, name, sip_username, state, state_since, works_in FROM agent WHERE sip_username = $1;
 
 -- name: insert_recording
 -- The legs' call records are the latest rows of those legs on that worker.

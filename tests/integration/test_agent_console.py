@@ -17,7 +17,7 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from assistline.queue.contact_calls import AgentEvent
+from assistline.queue.contact_call import AgentEvent
 from assistline.settings import HttpSettings, Settings
 from assistline.signalling.app import create_app
 from assistline.signalling.keys import AGENT_CONSOLES_KEY
@@ -139,6 +139,7 @@ async def test_hello_then_set_state_changes_the_agents_row(
         "agent": {"id": "ada", "name": "Ada Lovelace"},
         "state": "offline",
         "calls": False,
+        "ice_servers": [],
     }
     assert await _exchange(socket, {"type": "set_state", "state": "available"}) == {
         "type": "state",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from assistline.queue.contact_calls import AgentEvent, agent_events
+from assistline.queue.contact_call import AgentEvent, agent_events
 from assistline.queue.routing import (
     AgentState,
     Contact,

@@ -14,12 +14,8 @@ from typing import Any
 import pytest
 
 from assistline.queue.agents import Agent, AgentState
-from assistline.queue.contact_calls import (
-    AgentEvent,
-    ContactCall,
-    ContactCallError,
-    ContactCalls,
-)
+from assistline.queue.contact_call import AgentEvent, ContactCall, ContactCallError
+from assistline.queue.contact_calls import ContactCalls
 from assistline.queue.routing import Media
 from assistline.signalling import messages
 from assistline.tasks import TaskRegistry

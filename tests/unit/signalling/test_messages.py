@@ -485,6 +485,7 @@ def test_the_schema_names_every_message_of_each_direction() -> None:
         "State",
         "ChatLine",
         "VideoUnavailable",
+        "EscalateVideo",
         "Error",
         "Pong",
     }
