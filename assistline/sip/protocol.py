@@ -43,6 +43,17 @@ carrying the same ``id``:
 - ``pause_recording`` id, leg; ``resume_recording`` id, leg: silence
   instead of audio until resumed (idempotent; 404 when the leg is not
   being recorded)
+- ``secure_start`` id, leg: secure capture of card data begins on ``leg``
+  (a SIP or WebRTC leg). Until ``secure_end``, recordings of the leg and of
+  the leg it is bridged to are paused, and what the leg sends reaches its
+  bridged leg and recordings only through DTMF suppression (40 ms later,
+  keypad tones silenced; a pair bridged inside pjmedia moves to the Python
+  path for it). Its digits still come to the control process as ``digit``
+  events, and only there: a worker never forwards keypad events (RFC 4733,
+  SIP INFO) from one leg to another. Idempotent
+- ``secure_end`` id, leg: the window is over; the recordings
+  ``secure_start`` paused resume (404 when the leg is not in secure
+  capture). A leg that ends, or a worker that stops, ends its window too
 - ``hangup`` id, leg, cause (SIP status sent, e.g. 486 before answer;
   ignored after answer, where a BYE is sent)
 - ``send_dtmf`` id, leg, digits
@@ -246,6 +257,24 @@ class ResumeRecording:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class SecureStart:
+    """Card data may come from this leg: pause recordings, suppress its tones toward its peer."""
+
+    TYPE: ClassVar[str] = "secure_start"
+    id: int
+    leg: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SecureEnd:
+    """The secure window of this leg is over: resume what ``secure_start`` paused."""
+
+    TYPE: ClassVar[str] = "secure_end"
+    id: int
+    leg: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Hangup:
     """End a call; ``cause`` is the SIP status sent when it is not yet answered."""
 
@@ -341,6 +370,8 @@ Command = (
     | Record
     | PauseRecording
     | ResumeRecording
+    | SecureStart
+    | SecureEnd
     | Hangup
     | SendDtmf
     | Stop

@@ -18,9 +18,12 @@ with method ``inband`` until the leg has sent an RFC 4733 or SIP INFO digit
 (phones that send both would otherwise report each key twice).
 
 Media in the worker is moved by one asyncio task every 10 ms, while any
-leg's frames pass through Python: received frames go through the detector,
-then back (echo) or to a leg bridged through Python, and a playing prompt
-or tone is kept :data:`PLAY_AHEAD` frames ahead of pjmedia's clock.
+leg's frames pass through Python (:mod:`assistline.sip.worker_pump`):
+received frames go through the detector, then back (echo) or to a leg
+bridged through Python, and a playing prompt or tone is kept a few frames
+ahead of pjmedia's clock. ``secure_start``/``secure_end`` put a leg in
+secure capture: recordings paused, its keypad tones silenced toward its
+peer (the pump's suppressors), a pjmedia-bridged pair moved to Python.
 ``bridge`` connects two legs inside pjmedia's conference bridge instead
 (:mod:`assistline.sip.conference`: no frame crosses into Python, measured
 ~4 % of a core per bridged call the other way), unless one of them is
@@ -50,13 +53,12 @@ import itertools
 import logging
 import os
 import sys
-import time
-from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
 import pjsua2 as pj
 
-from assistline.media.frame import AudioFrame, Samples
+from assistline.media.dtmf_suppression import DtmfSuppressor
 from assistline.sip import protocol, protocol_wire
 from assistline.sip.digits import CollectError, DigitCollections
 from assistline.sip.leg import SipLeg
@@ -73,17 +75,15 @@ from assistline.sip.rtp_timeout import DEFAULT_TIMEOUT, watch_rtp
 from assistline.sip.sipmsg import ECHO_USER, codec_priorities, sip_user, x_headers
 from assistline.sip.trunk import TrunkAccounts, TrunkSetupError
 from assistline.sip.worker_media import CommandError, playing
+from assistline.sip.worker_pump import MediaPump
 from assistline.sip.worker_recording import WorkerRecordings
 from assistline.sip.worker_webrtc import WorkerWebRtc
-from assistline.webrtc.leg import WebRtcLeg
 
 logger = logging.getLogger(__name__)
 
 #: Calls one worker holds: the wheel's compile-time PJSUA_MAX_CALLS.
 CAPACITY = 4
 HEALTH_INTERVAL = 1.0
-#: Frames kept queued toward a leg while playing: 60 ms ahead of pjmedia's clock.
-PLAY_AHEAD = 3
 #: pjlib's status for "too many objects": every pjsua call slot is taken.
 PJ_ETOOMANY = 70010
 #: Seconds place_call waits for pjsua to free an ended call's slot.
@@ -157,7 +157,6 @@ class MediaWorker:
         self.legs: dict[str, SipLeg] = {}  # legs known to the loop
         self._echo: set[str] = set()
         self._bridged: dict[str, str] = {}  # leg id -> the leg it hears it
-        self._playing: dict[str, Iterator[Samples]] = {}  # leg id -> frames to play
         self._recordings = WorkerRecordings(
             self.pjt,
             self.legs,
@@ -177,6 +176,18 @@ class MediaWorker:
         )
         self._collections = DigitCollections(self._send)
         self._direct: set[str] = set()  # legs bridged inside pjmedia
+        self.pump = MediaPump(
+            self.legs,
+            self.webrtc.legs,
+            self._bridged,
+            self._direct,
+            self._echo,
+            self._recordings,
+            self._event,
+        )
+        self._playing = self.pump.playing  # leg id -> frames to play
+        # Legs in secure capture -> recordings secure_start paused (to resume at its end).
+        self._secure_paused: dict[str, list[str]] = {}
         self._python_media = asyncio.Event()  # set while any leg's frames pass through Python
         self._finishing: set[asyncio.Task[None]] = set()
         self._writer: asyncio.StreamWriter | None = None
@@ -283,6 +294,8 @@ class MediaWorker:
             self.legs.pop(event.leg, None)
             self._echo.discard(event.leg)
             self._playing.pop(event.leg, None)
+            self.pump.secure.pop(event.leg, None)
+            self._secure_paused.pop(event.leg, None)
             self._recordings.stop(event.leg)
             self._collections.ended(event.leg)
             other = self._bridged.pop(event.leg, None)
@@ -346,7 +359,8 @@ class MediaWorker:
                 )
                 tasks.append(asyncio.create_task(self._commands(reader), name="worker-commands"))
             tasks.append(asyncio.create_task(self._health(), name="worker-health"))
-            tasks.append(asyncio.create_task(self._media_loop(), name="worker-media"))
+            pump = self.pump.run(self._python_media)
+            tasks.append(asyncio.create_task(pump, name="worker-media"))
             if self.media_timeout > 0:
                 watch = watch_rtp(self.pjt, self.legs, self._pj_call, self.media_timeout)
                 tasks.append(asyncio.create_task(watch, name="worker-rtp-watch"))
@@ -375,62 +389,6 @@ class MediaWorker:
         while True:
             self._send(protocol.Health(self.calls, self.capacity))
             await asyncio.sleep(HEALTH_INTERVAL)
-
-    async def _media_loop(self) -> None:
-        """Every 10 ms: each leg's received frames through its in-band DTMF detector.
-
-        A bridged leg's frames go to the leg it is bridged to; the echo
-        extension's legs get their own frames back. A recorded leg's frames
-        in and out are queued on its
-        :class:`~assistline.sip.worker_media.PairedRecording`, then written once
-        every leg has been served, so frames of the same tick meet.
-        """
-        while True:
-            await self._python_media.wait()
-            await asyncio.sleep(0.01)
-            now = time.monotonic()
-            recordings = self._recordings.paired
-            for leg in list(self.legs.values()):
-                if leg.id in self._direct:
-                    continue
-                peer_id = self._bridged.get(leg.id)
-                target: FrameSink | None = leg if leg.id in self._echo else None
-                if peer_id is not None:
-                    target = self.legs.get(peer_id) or self.webrtc.legs.get(peer_id)
-                recording = recordings.get(leg.id)
-                while (frame := leg.read_frame()) is not None:
-                    for digit in leg.inband_digits(frame):
-                        self._event(protocol.Digit(leg.id, digit, "inband"))
-                    if recording is not None:
-                        recording.sent.append((now, frame))
-                        recording.last_sent = now
-                    if target is not None:
-                        self._send_frame(target, frame, now)
-                self._play_ahead(leg, now)
-            for page in list(self.webrtc.legs.values()):
-                peer = self._bridged.get(page.id, "")
-                heard_by = self.legs.get(peer) or self.webrtc.legs.get(peer)
-                while (frame := page.read_frame()) is not None:
-                    if heard_by is not None:
-                        self._send_frame(heard_by, frame, now)
-                self._play_ahead(page, now)
-            self._recordings.write(now)
-
-    def _play_ahead(self, leg: SipLeg | WebRtcLeg, now: float) -> None:
-        """Keep a playing prompt or tone PLAY_AHEAD frames ahead of the leg's clock."""
-        source = self._playing.get(leg.id)
-        while source is not None and leg.queued() < PLAY_AHEAD:
-            samples = next(source, None)
-            if samples is None:
-                del self._playing[leg.id]
-                break
-            self._send_frame(leg, AudioFrame(samples, 0), now)
-
-    def _send_frame(self, leg: FrameSink, frame: AudioFrame, now: float) -> None:
-        leg.write_frame(frame)
-        recording = self._recordings.paired.get(leg.id)
-        if recording is not None:
-            recording.heard.append((now, frame))
 
     async def _place_call(self, command: protocol.PlaceCall) -> str:
         # pjsua frees an ended call's slot a moment after its hang-up event:
@@ -493,6 +451,33 @@ class MediaWorker:
         self._bridged[customer_id], self._bridged[agent.id] = agent.id, customer_id
         await self.pjt.run(lambda: self._awaiting_agent.difference_update((agent_id, customer_id)))
         self._update_python_media()
+
+    async def _secure_start(self, leg_id: str) -> None:
+        """Card data may come: pause recordings, and suppress tones toward the peer."""
+        leg_id = (self.webrtc.legs.get(leg_id) or self._leg(leg_id)).id
+        if leg_id in self.pump.secure:
+            return
+        paused = []
+        for recorded in (leg_id, self._bridged.get(leg_id)):
+            if recorded is not None and self._recordings.is_recording(recorded):
+                await self._recordings.pause(recorded)
+                paused.append(recorded)
+        self._secure_paused[leg_id] = paused
+        self.pump.secure[leg_id] = DtmfSuppressor()
+        peer = self.legs.get(self._bridged.get(leg_id, ""))
+        if leg_id in self._direct and peer is not None:  # tones are muted in Python only
+            leg = self.legs[leg_id]
+            self._direct.difference_update((leg_id, peer.id))
+            await self.pjt.run(lambda: _pj_unpair(leg, peer))
+        self._update_python_media()
+
+    async def _secure_end(self, leg_id: str) -> None:
+        """The window closes: the recordings secure_start paused resume."""
+        if self.pump.secure.pop(leg_id, None) is None:
+            raise CommandError(404, f"leg {leg_id} is not in secure capture")
+        for recorded in self._secure_paused.pop(leg_id, []):
+            if self._recordings.is_recording(recorded):
+                await self._recordings.resume(recorded)
 
     def _leg(self, leg_id: str) -> SipLeg:
         leg = self.legs.get(leg_id)
@@ -567,6 +552,10 @@ class MediaWorker:
                 await self._recordings.record(leg, path, direct=direct)
                 if not direct:
                     self._update_python_media()  # its frames pass through Python now
+            case protocol.SecureStart(leg=leg_id):
+                await self._secure_start(leg_id)
+            case protocol.SecureEnd(leg=leg_id):
+                await self._secure_end(leg_id)
             case protocol.PauseRecording(leg=leg_id):
                 await self._recordings.pause(leg_id)
             case protocol.ResumeRecording(leg=leg_id):
@@ -576,18 +565,14 @@ class MediaWorker:
         return ""
 
 
-class FrameSink(Protocol):
-    """Where the media task writes frames: a SIP leg's port or a WebRTC leg's track."""
-
-    id: str
-
-    def write_frame(self, frame: AudioFrame) -> None:
-        """Queue one internal-rate frame."""
-
-
 def _pj_pair(a: SipLeg, b: SipLeg) -> None:
     a.pj_go_direct(b)
     b.pj_go_direct(a)
+
+
+def _pj_unpair(a: SipLeg, b: SipLeg) -> None:
+    a.pj_go_python()
+    b.pj_go_python()
 
 
 if __name__ == "__main__":

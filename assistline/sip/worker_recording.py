@@ -81,6 +81,10 @@ class WorkerRecordings:
         else:
             self.paired[leg.id] = PairedRecording(open_recorder(path))
 
+    def is_recording(self, leg_id: str) -> bool:
+        """Whether the leg is being recorded (through Python or in pjmedia)."""
+        return leg_id in self.paired or leg_id in self.conference
+
     async def pause(self, leg_id: str) -> None:
         """Record silence for ``leg_id`` until :meth:`resume`."""
         if leg_id in self.conference:
