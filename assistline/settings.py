@@ -343,6 +343,49 @@ class WebRtcSettings:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class IvrSettings:
+    """The payment line: its number, flows, prompts, AR policy and payment gateway."""
+
+    payment_line: str = setting("pay", "dialled user (a number or a name) of the IVR payment line")
+    flows_dir: Path | None = setting(None, "directory of IVR flow files; none: the shipped flows")
+    prompts_dir: Path | None = setting(None, "recorded prompts (<key>.wav) that replace speech")
+    prompt_cache_dir: Path | None = setting(None, "spoken-prompt cache; none: data_dir/prompts")
+    tts_voice: str = setting("en-us", "eSpeak NG voice of spoken prompts")
+    tts_words_per_minute: int = setting(160, "speed of spoken prompts, 80..450 words a minute")
+    ar_policy_file: Path | None = setting(None, "AR payment policy (TOML); none: the shipped one")
+    gateway: Literal["sandbox", "http"] = setting(
+        "sandbox", "payment gateway: sandbox (test cards only) or http (PaymentIntents API)"
+    )
+    gateway_url: str = setting("", "base URL of the http payment gateway")
+    gateway_secret_key: str = setting("", "secret key of the http payment gateway", secret=True)
+    gateway_attempt_timeout: float = setting(10.0, "seconds one gateway request may take")
+    gateway_max_attempts: int = setting(3, "gateway requests per charge (one idempotency key)")
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^[A-Za-z0-9+._-]{1,64}$", self.payment_line):
+            raise ConfigurationError(
+                "ivr.payment_line must be a dialled user (digits, +, letters), "
+                f"not {self.payment_line!r}"
+            )
+        if not 80 <= self.tts_words_per_minute <= 450:
+            raise ConfigurationError(
+                f"ivr.tts_words_per_minute must be 80..450, not {self.tts_words_per_minute}"
+            )
+        if self.gateway == "http" and not (self.gateway_url and self.gateway_secret_key):
+            raise ConfigurationError(
+                "ivr.gateway http needs ivr.gateway_url and ivr.gateway_secret_key"
+            )
+        if not 1 <= self.gateway_max_attempts <= 10:
+            raise ConfigurationError(
+                f"ivr.gateway_max_attempts must be 1..10, not {self.gateway_max_attempts}"
+            )
+        if not 1 <= self.gateway_attempt_timeout <= 60:
+            raise ConfigurationError(
+                f"ivr.gateway_attempt_timeout must be 1..60 s, not {self.gateway_attempt_timeout}"
+            )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class LogSettings:
     """Logging: level and line format; card numbers are always masked."""
 
@@ -361,6 +404,7 @@ class Settings:
     sip: SipSettings = dataclasses.field(default_factory=SipSettings)
     trunk: TrunkSettings = dataclasses.field(default_factory=TrunkSettings)
     webrtc: WebRtcSettings = dataclasses.field(default_factory=WebRtcSettings)
+    ivr: IvrSettings = dataclasses.field(default_factory=IvrSettings)
     log: LogSettings = dataclasses.field(default_factory=LogSettings)
 
 

@@ -150,6 +150,7 @@ def test_every_setting_has_a_variable_and_help() -> None:
         "ASSISTLINE_STORE_DATABASE_URL",
         "ASSISTLINE_TRUNK_PASSWORD",
         "ASSISTLINE_WEBRTC_TURN_SECRET",
+        "ASSISTLINE_IVR_GATEWAY_SECRET_KEY",
     ]
 
 
