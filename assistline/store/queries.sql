@@ -207,3 +207,44 @@ WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now();
 UPDATE agent_session SET revoked_at = now()
 WHERE token_hash = $1 AND revoked_at IS NULL
 RETURNING agent_id;
+
+-- name: account_for_check
+-- The payment line: an account a caller names, with its lock.
+SELECT number, customer_id, name, postal_code, birth_date, balance_cents, minimum_due_cents,
+       due_date, days_past_due, currency, failed_checks, locked_until
+FROM account WHERE number = $1;
+
+-- name: account_check_failed
+-- $2: failures after which the account is locked; $3: for how long.
+UPDATE account
+SET failed_checks = failed_checks + 1,
+    locked_until = CASE WHEN failed_checks + 1 >= $2 THEN now() + $3::interval END
+WHERE number = $1
+RETURNING failed_checks, locked_until;
+
+-- name: account_check_passed
+UPDATE account SET failed_checks = 0, locked_until = NULL WHERE number = $1;
+
+-- name: upsert_account
+INSERT INTO account (number, customer_id, name, postal_code, birth_date, balance_cents,
+                     minimum_due_cents, due_date, days_past_due, currency)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (number) DO UPDATE SET
+    customer_id = excluded.customer_id, name = excluded.name,
+    postal_code = excluded.postal_code, birth_date = excluded.birth_date,
+    balance_cents = excluded.balance_cents, minimum_due_cents = excluded.minimum_due_cents,
+    due_date = excluded.due_date, days_past_due = excluded.days_past_due,
+    currency = excluded.currency, updated_at = now();
+
+-- name: insert_payment
+INSERT INTO payment (id, account, channel, call_id, amount_cents, fee_cents, currency, outcome,
+                     gateway_payment_id, brand, last4, decline_code, idempotency_key,
+                     confirmation)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14);
+
+-- name: apply_payment
+UPDATE account
+SET balance_cents = greatest(balance_cents - $2, 0),
+    minimum_due_cents = greatest(minimum_due_cents - $2, 0),
+    updated_at = now()
+WHERE number = $1;

@@ -167,7 +167,7 @@ def test_load_flows_loads_a_directory_and_checks_goto_targets(tmp_path: Path) ->
 
 
 def test_the_bundled_flows_load_together() -> None:
-    assert list(load_flows(BUNDLED_FLOWS)) == ["example"]
+    assert list(load_flows(BUNDLED_FLOWS)) == ["example", "payment_line"]
 
 
 def test_a_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
