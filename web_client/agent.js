@@ -1,8 +1,14 @@
-// The agent console (first version, for agents on SIP phones): sign in, set
-// availability, see who is calling (the screen pop) and the call's state, and
-// chat with the customer while connected.
-// Live updates come over /ws/agent (assistline/signalling/agent_ws.py documents
-// its messages). Every value from the server is rendered with textContent.
+// The agent console: sign in, set availability, see who is calling (the
+// screen pop) and the call's state, and chat with the customer while
+// connected. Calls ring the agent's SIP phone, or, with "Take calls in this
+// browser" on (works_in "console"), come to this page: accept or decline,
+// then talk, mute, add video and hang up here (agent_call.js).
+// Live updates come over /ws/agent (assistline/signalling/agent_ws.py and
+// agent_media.py document its messages). Every value from the server is
+// rendered with textContent.
+
+import { ConsoleCall } from "/web/agent_call.js";
+import { renderPop, shown } from "/web/agent_pop.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -17,6 +23,15 @@ const CALL_STATES = {
   connected: "Connected.",
   ended: "The call has ended.",
 };
+const CONSOLE_RINGING = "A customer is calling: accept to talk in this browser, or decline.";
+const MEDIA_STATES = {
+  new: "starting",
+  connecting: "connecting…",
+  connected: "connected",
+  disconnected: "interrupted; reconnecting…",
+  failed: "failed",
+  closed: "closed",
+};
 const PING_SECONDS = 15;
 const MAX_CHAT = 2000;
 
@@ -28,93 +43,17 @@ let signingOut = false;
 let offered = null; // the contact whose screen pop is shown
 let connected = null; // the contact the agent is connected to: chat goes there
 let pendingChat = null; // the line sent, kept in the box until the server echoes it
+let agentId = null;
+let iceServers = []; // hello's: the only ICE servers a call in this browser uses
+let worksIn = "sip"; // where this console said contacts go: "sip" (the phone) or "console"
+let pendingWorksIn = null; // asked for, not yet confirmed by a state frame
+let call = null; // the ConsoleCall taken in this browser
 
 function notice(text) {
   $("notice").textContent = text;
 }
 
 // ------------------------------------------------------------------ rendering
-
-function money(cents, currency) {
-  if (cents === null || cents === undefined) return "Not given";
-  try {
-    const format = new Intl.NumberFormat(undefined, { style: "currency", currency });
-    const digits = format.resolvedOptions().maximumFractionDigits;
-    return format.format(cents / 10 ** digits);
-  } catch {
-    return `${(cents / 100).toFixed(2)} ${currency}`;
-  }
-}
-
-function when(text) {
-  const at = new Date(text);
-  return Number.isNaN(at.getTime()) ? String(text) : at.toLocaleString();
-}
-
-function shown(value) {
-  if (value === null || value === undefined || value === "") return "—";
-  return typeof value === "object" ? JSON.stringify(value) : String(value);
-}
-
-function definitions(pairs) {
-  const list = document.createElement("dl");
-  for (const [term, value] of pairs) {
-    const dt = document.createElement("dt");
-    dt.textContent = term;
-    const dd = document.createElement("dd");
-    dd.textContent = value;
-    list.append(dt, dd);
-  }
-  return list;
-}
-
-function heading(text) {
-  const h = document.createElement("h3");
-  h.textContent = text;
-  return h;
-}
-
-// Renders a screen pop ({contact, customer_id, account, balance_cents,
-// currency, step, fields, context_trail}) into `container`.
-function renderPop(container, pop) {
-  const parts = [
-    definitions([
-      ["Customer", shown(pop.customer_id)],
-      ["Account", shown(pop.account)],
-      ["Balance", money(pop.balance_cents, pop.currency)],
-      ["Where they were", shown(pop.step)],
-      ["Contact", shown(pop.contact)],
-    ]),
-  ];
-  parts.push(heading("What they did before asking"));
-  const trail = Array.isArray(pop.context_trail) ? pop.context_trail : [];
-  if (trail.length === 0) {
-    const none = document.createElement("p");
-    none.textContent = "Nothing recorded.";
-    parts.push(none);
-  } else {
-    const list = document.createElement("ol");
-    list.className = "trail";
-    for (const item of trail) {
-      const entry = document.createElement("li");
-      const at = document.createElement("span");
-      at.className = "at";
-      at.textContent = item && item.at ? when(item.at) : "";
-      const what = document.createElement("span");
-      const detail = item && item.detail ? `: ${shown(item.detail)}` : "";
-      what.textContent = `${shown(item && item.step)}${detail}`;
-      entry.append(at, " ", what);
-      list.append(entry);
-    }
-    parts.push(list);
-  }
-  const fields = pop.fields && typeof pop.fields === "object" ? Object.entries(pop.fields) : [];
-  if (fields.length > 0) {
-    parts.push(heading("Other details"));
-    parts.push(definitions(fields.map(([name, value]) => [name, shown(value)])));
-  }
-  container.replaceChildren(...parts);
-}
 
 function showChatLine(text, from) {
   const line = document.createElement("li");
@@ -140,6 +79,224 @@ function setConnected(contact) {
 function setState(state) {
   $("agent-state").textContent = STATE_NAMES[state] || state;
   $("available").checked = state !== "offline";
+  // Where calls go changes between calls only (available is refused while busy).
+  $("in-browser").disabled = pendingWorksIn !== null || state === "busy" || state === "wrap_up";
+}
+
+// ------------------------------------------------------------------ calls in this browser
+
+function worksInKey() {
+  return `assistline.works_in.${agentId}`;
+}
+
+function showWorksIn() {
+  $("in-browser").checked = worksIn === "console";
+  $("phone-hint").hidden = worksIn === "console";
+}
+
+// Remembers where this browser's agent takes calls, so a reload keeps it.
+function keepWorksIn(value) {
+  worksIn = value;
+  try {
+    localStorage.setItem(worksInKey(), value);
+  } catch {
+    // Storage may be off; the choice then lasts as long as the page.
+  }
+  showWorksIn();
+}
+
+function askWorksIn(value, state) {
+  if (!send({ type: "set_state", state, works_in: value })) return false;
+  pendingWorksIn = value;
+  $("in-browser").disabled = true;
+  return true;
+}
+
+// hello does not say where the agent takes calls: this browser's last choice
+// is restored, and "console" said again while the agent is between calls.
+function restoreWorksIn(state) {
+  let stored = null;
+  try {
+    stored = localStorage.getItem(worksInKey());
+  } catch {
+    stored = null;
+  }
+  worksIn = stored === "console" ? "console" : "sip";
+  showWorksIn();
+  if (worksIn === "console" && (state === "available" || state === "offline")) {
+    askWorksIn("console", state);
+  }
+}
+
+// Accept and Decline while offered; Decline alone while an accepted call connects.
+function showOfferActions(show, connecting = false) {
+  $("offer-actions").hidden = !show;
+  $("accept").hidden = connecting;
+  $("accept").disabled = !show || connecting;
+  $("decline").disabled = !show;
+}
+
+function mediaState(text) {
+  $("media-state").textContent = text;
+}
+
+function callView() {
+  return {
+    track(remote, track) {
+      if ($("remote-audio").srcObject !== remote) $("remote-audio").srcObject = remote;
+      if (track.kind !== "video") return;
+      // Shown once the customer's frames come (their camera may be off).
+      const show = () => {
+        if (call === null) return;
+        if ($("remote-video").srcObject !== remote) $("remote-video").srcObject = remote;
+        $("remote-video").hidden = false;
+        if (!call.cameraOn) notice("The customer is on video. Choose Video to show your camera.");
+      };
+      if (track.muted) track.addEventListener("unmute", show, { once: true });
+      else show();
+    },
+    media(state) {
+      mediaState(`Audio: ${MEDIA_STATES[state] || state}.`);
+    },
+    camera(on, error) {
+      const button = $("video-button");
+      button.setAttribute("aria-pressed", String(on));
+      const self = $("self-view");
+      if (on && call !== null) {
+        self.srcObject = call.stream;
+        self.hidden = false;
+      } else {
+        self.srcObject = null;
+        self.hidden = true;
+      }
+      if (error) {
+        notice(
+          error.name === "NotAllowedError"
+            ? "Your camera is blocked: allow it in the browser's settings to turn video on."
+            : "No camera was found: connect one to turn video on.",
+        );
+      }
+    },
+  };
+}
+
+// The call in this browser is over (ended by either side, or never connected).
+function endCall() {
+  if (call !== null) call.close();
+  call = null;
+  const inCall = $("call-section").contains(document.activeElement);
+  showOfferActions(false);
+  $("call-controls").hidden = true;
+  $("media").hidden = true;
+  for (const id of ["remote-video", "self-view", "remote-audio"]) $(id).srcObject = null;
+  $("remote-video").hidden = true;
+  $("self-view").hidden = true;
+  $("mute").setAttribute("aria-pressed", "false");
+  $("video-button").setAttribute("aria-pressed", "false");
+  mediaState("");
+  if (inCall) $("call-heading").focus();
+}
+
+function microphoneProblem(error) {
+  return error && error.name === "NotAllowedError"
+    ? "Taking a call here needs your microphone: allow it in the browser's settings, or decline."
+    : "No microphone was found: connect one, or decline the call.";
+}
+
+async function acceptCall() {
+  if (offered === null || call !== null) return;
+  showOfferActions(false);
+  call = new ConsoleCall(offered, iceServers, send, callView());
+  const taking = call;
+  $("call-state").textContent = "Asking for your microphone…";
+  try {
+    await taking.accept();
+  } catch (error) {
+    taking.close();
+    if (call === taking) {
+      call = null;
+      $("call-state").textContent = CONSOLE_RINGING;
+      showOfferActions(true);
+      notice(microphoneProblem(error));
+      $("accept").focus();
+    }
+    return;
+  }
+  if (call === taking) {
+    $("media").hidden = false;
+    $("call-state").textContent = "Connecting…";
+    showOfferActions(true, true);
+    $("decline").focus();
+  }
+}
+
+function declineCall() {
+  if (offered === null) return;
+  if (call !== null) call.decline();
+  else send({ type: "decline", contact: offered });
+  endCall();
+  $("call-state").textContent = "You declined the call.";
+}
+
+function toggleMute() {
+  if (call === null) return;
+  const muted = $("mute").getAttribute("aria-pressed") !== "true";
+  call.mute(muted);
+  $("mute").setAttribute("aria-pressed", String(muted));
+}
+
+async function toggleVideo() {
+  const button = $("video-button");
+  if (call === null || button.getAttribute("aria-disabled") === "true") return;
+  const on = button.getAttribute("aria-pressed") !== "true";
+  button.setAttribute("aria-disabled", "true");
+  try {
+    if (await call.setCamera(on, on)) {
+      notice("Your camera is on; the customer is asked to turn theirs on.");
+    } else if (!on) {
+      notice("Your camera is off. The call goes on.");
+    }
+  } catch (error) {
+    notice(`Video could not be changed: ${String(error && error.message ? error.message : error)}.`);
+  } finally {
+    button.removeAttribute("aria-disabled");
+  }
+}
+
+function hangUp() {
+  if (call === null) return;
+  call.hangup();
+  endCall(); // the server confirms with call ended
+  $("call-state").textContent = "Hanging up…";
+}
+
+function onCall(message) {
+  const here = call !== null && message.contact === call.contact;
+  switch (message.state) {
+    case "ringing":
+      if (worksIn === "console" && message.contact === offered && call === null) {
+        $("call-state").textContent = CONSOLE_RINGING;
+        showOfferActions(true);
+        return;
+      }
+      break;
+    case "connected":
+      if (here) {
+        showOfferActions(false);
+        $("media").hidden = false;
+        $("call-controls").hidden = false;
+        $("call-state").textContent = CALL_STATES.connected;
+        $("mute").focus();
+        return;
+      }
+      break;
+    case "ended":
+      if (here || message.contact === offered) endCall();
+      break;
+    default:
+      break;
+  }
+  $("call-state").textContent = CALL_STATES[message.state] || message.state;
 }
 
 // ------------------------------------------------------------------ the socket
@@ -154,12 +311,21 @@ function onMessage(message) {
   switch (message.type) {
     case "hello":
       $("agent-name").textContent = message.agent.name;
+      agentId = message.agent.id;
+      iceServers = Array.isArray(message.ice_servers) ? message.ice_servers : [];
+      pendingWorksIn = null;
       setState(message.state);
+      restoreWorksIn(message.state);
       $("calls-note").hidden = message.calls !== false;
       $("connection").textContent = "";
       retryDelay = 1000;
       break;
     case "state":
+      if (pendingWorksIn !== null) {
+        keepWorksIn(pendingWorksIn); // the reply to set_state with works_in
+        pendingWorksIn = null;
+        notice(worksIn === "console" ? "Calls come to this browser." : "Calls ring your phone.");
+      }
       setState(message.state);
       break;
     case "offer":
@@ -177,7 +343,16 @@ function onMessage(message) {
       if (message.state === "connected") setConnected(message.contact);
       else if (message.contact === connected || message.state === "ringing") setConnected(null);
       $("call-section").hidden = false;
-      $("call-state").textContent = CALL_STATES[message.state] || message.state;
+      onCall(message);
+      break;
+    case "answer":
+      if (call !== null && message.contact === call.contact) call.answer(message.sdp);
+      break;
+    case "escalate_video":
+      if (call !== null && message.contact === call.contact && !call.cameraOn) {
+        notice("The customer turned on video: turning on your camera.");
+        call.setCamera(true, false).catch(() => {});
+      }
       break;
     case "chat":
       if (message.contact !== connected) break;
@@ -189,12 +364,30 @@ function onMessage(message) {
       }
       break;
     case "error":
+      if (pendingWorksIn !== null) {
+        pendingWorksIn = null;
+        showWorksIn(); // the switch goes back to where calls still go
+      } else if (pendingChat === null && call !== null && call.pending) {
+        refusedCall(call);
+      }
       pendingChat = null;
       notice(message.message);
-      send({ type: "ping" }); // answered with the state, which resets the switch
+      send({ type: "ping" }); // answered with the state, which resets the switches
       break;
     default:
       break;
+  }
+}
+
+// The server refused the call's accept (the offer may stand: accept again or
+// decline) or its new offer (video stays off).
+async function refusedCall(refused) {
+  const offerStands = await refused.refused();
+  if (offerStands && call === refused) {
+    call = null;
+    endCall();
+    $("call-state").textContent = CONSOLE_RINGING;
+    showOfferActions(true);
   }
 }
 
@@ -335,6 +528,8 @@ async function signOut() {
   } catch {
     // The server closes the session's sockets; without it, it expires on its own.
   }
+  if (call !== null) call.hangup();
+  endCall();
   if (socket) socket.close();
   setConnected(null);
   $("chat-log").replaceChildren();
@@ -368,6 +563,19 @@ function sendChat(event) {
 $("sign-in").addEventListener("submit", signIn);
 $("chat-form").addEventListener("submit", sendChat);
 $("sign-out").addEventListener("click", signOut);
+$("accept").addEventListener("click", acceptCall);
+$("decline").addEventListener("click", declineCall);
+$("mute").addEventListener("click", toggleMute);
+$("video-button").addEventListener("click", toggleVideo);
+$("hangup").addEventListener("click", hangUp);
+$("in-browser").addEventListener("change", (event) => {
+  const wanted = event.target.checked ? "console" : "sip";
+  const state = $("available").checked ? "available" : "offline";
+  if (!askWorksIn(wanted, state)) {
+    event.target.checked = !event.target.checked;
+    notice("Not connected to the server yet; try again in a moment.");
+  }
+});
 $("available").addEventListener("change", (event) => {
   const state = event.target.checked ? "available" : "offline";
   if (!send({ type: "set_state", state })) {

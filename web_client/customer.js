@@ -44,6 +44,7 @@ const ui = {
   selfView: $("self-view"),
   remoteAudio: $("remote-audio"),
   mute: $("mute"),
+  videoToggle: $("video-toggle"),
   keypadToggle: $("keypad-toggle"),
   keypad: $("keypad"),
   hangup: $("hangup"),
@@ -58,6 +59,9 @@ let session = null;
 let busy = false;
 let serviceText = "";
 let pendingChat = null;
+// The camera in a call: on, and being turned on or off.
+let cameraOn = false;
+let cameraBusy = false;
 
 function notify(text) {
   ui.notice.textContent = text;
@@ -69,6 +73,42 @@ function setBusy(value) {
     if (value) button.setAttribute("aria-disabled", "true");
     else button.removeAttribute("aria-disabled");
   }
+}
+
+// The in-call video control: shown while connected (unless video was refused),
+// labelled with what it will do.
+function showVideoToggle(connected) {
+  ui.videoToggle.hidden = !connected || session === null || session.videoRefused;
+  ui.videoToggle.textContent = cameraOn ? "Turn off video" : "Turn on video";
+}
+
+function showSelfView(stream) {
+  const live = stream.getVideoTracks().some((track) => track.readyState === "live");
+  if (live && ui.selfView.srcObject !== stream) ui.selfView.srcObject = stream;
+  if (!live) ui.selfView.srcObject = null;
+  ui.selfView.hidden = !live;
+}
+
+async function toggleCamera() {
+  if (session === null || cameraBusy) return;
+  cameraBusy = true;
+  ui.videoToggle.setAttribute("aria-disabled", "true");
+  if (!cameraOn) notify("Asking for your camera…");
+  try {
+    await session.setCamera(!cameraOn);
+  } catch (error) {
+    notify(`Video could not be changed: ${String(error && error.message ? error.message : error)}.`);
+  } finally {
+    cameraBusy = false;
+    ui.videoToggle.removeAttribute("aria-disabled");
+  }
+}
+
+function cameraProblem(error) {
+  if (error && error.name === "NotAllowedError") {
+    return "Your camera is blocked: allow it in your browser's settings to be seen.";
+  }
+  return "No camera was found, so the agent cannot see you.";
 }
 
 function showConnection(service, media) {
@@ -210,6 +250,8 @@ function handlers(stream) {
       showConnection("Connected to the service.", "new");
       ui.chatLog.replaceChildren();
       ui.mute.setAttribute("aria-pressed", "false");
+      cameraOn = stream.getVideoTracks().length > 0;
+      showVideoToggle(false);
       ui.keypad.hidden = true;
       ui.keypadToggle.setAttribute("aria-expanded", "false");
       if (stream.getVideoTracks().length) {
@@ -230,6 +272,7 @@ function handlers(stream) {
         ended: "The call has ended.",
       }[message.state];
       if (text) ui.callState.textContent = text;
+      showVideoToggle(message.state === "connected");
     },
     chat(text, from) {
       const line = document.createElement("li");
@@ -257,19 +300,37 @@ function handlers(stream) {
       }
     },
     videoUnavailable(reason) {
+      cameraOn = false;
       ui.selfView.hidden = true;
       ui.selfView.srcObject = null;
+      ui.videoToggle.hidden = true;
       notify(`Video is not available (${reason}). The call goes on with audio.`);
+    },
+    escalated() {
+      notify("The agent turned on video: turning on your camera…");
+    },
+    camera(on, error) {
+      cameraOn = on;
+      showSelfView(stream);
+      showVideoToggle(!ui.videoToggle.hidden);
+      if (error !== null) notify(`${cameraProblem(error)} You can still see the agent's video.`);
+      else if (on) notify("Your camera is on: the agent can see you. Choose Turn off video to stop it.");
+      else notify("Your camera is off. The call goes on.");
     },
     media(state) {
       showConnection(null, state);
     },
-    track(remote) {
-      ui.remoteAudio.srcObject = remote;
-      if (remote.getVideoTracks().length) {
-        ui.remoteVideo.srcObject = remote;
+    track(remote, track) {
+      if (ui.remoteAudio.srcObject !== remote) ui.remoteAudio.srcObject = remote;
+      if (track.kind !== "video") return;
+      // Shown once its frames come: a video section may stay silent (the agent's camera off).
+      const show = () => {
+        if (session === null) return;
+        if (ui.remoteVideo.srcObject !== remote) ui.remoteVideo.srcObject = remote;
         ui.remoteVideo.hidden = false;
-      }
+      };
+      if (track.muted) track.addEventListener("unmute", show, { once: true });
+      else show();
     },
     refused() {
       session = null;
@@ -280,6 +341,8 @@ function handlers(stream) {
       session = null;
       setBusy(false);
       pendingChat = null;
+      cameraOn = false;
+      ui.videoToggle.hidden = true;
       for (const element of [ui.selfView, ui.remoteVideo, ui.remoteAudio]) {
         element.srcObject = null;
       }
@@ -347,6 +410,7 @@ function main() {
   ui.call.addEventListener("click", () => startCall(false));
   ui.video.addEventListener("click", () => startCall(true));
   ui.mute.addEventListener("click", toggleMute);
+  ui.videoToggle.addEventListener("click", toggleCamera);
   ui.keypadToggle.addEventListener("click", toggleKeypad);
   ui.keypad.addEventListener("click", (event) => {
     const key = event.target.closest("button[data-digit]");

@@ -4,16 +4,18 @@ The database fixtures (one embedded PostgreSQL cluster, a migrated template
 cloned per test) are the integration tier's own, imported from its conftest.
 Each test gets servers it starts through :func:`start_server` and one fresh
 Chromium (its own profile under the test's ``tmp_path``); both are stopped
-when the test ends. The browser may reach loopback only: any other host
-fails to resolve, and a request to one fails the test.
+when the test ends. A test that needs a second browser (another fake
+microphone) starts one with :func:`chromium`. A browser may reach loopback
+only: any other host fails to resolve, and a request to one fails the test.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +26,7 @@ from aiohttp import web
 from playwright.async_api import (
     BrowserContext,
     Page,
+    Playwright,
     Request,
     ViewportSize,
     WebSocket,
@@ -148,8 +151,20 @@ def chromium_args() -> list[str]:
 
 
 @pytest.fixture
-async def browser(tmp_path: Path, chromium_args: list[str]) -> AsyncIterator[BrowserContext]:
-    """Debian's Chromium with fake media, a fresh profile and a phone-sized viewport."""
+async def playwright_driver() -> AsyncIterator[Playwright]:
+    """Playwright, driving the browsers of one test."""
+    async with async_playwright() as driver:
+        yield driver
+
+
+@contextlib.asynccontextmanager
+async def chromium(
+    driver: Playwright, profile: Path, args: Sequence[str]
+) -> AsyncIterator[BrowserContext]:
+    """Debian's Chromium with ``args``, a fresh ``profile`` and a phone-sized viewport.
+
+    It fails the test, once closed, if it asked for anything but loopback.
+    """
     outside: list[str] = []
 
     def check_host(request: Request) -> None:
@@ -157,21 +172,29 @@ async def browser(tmp_path: Path, chromium_args: list[str]) -> AsyncIterator[Bro
         if parts.scheme in ("http", "https", "ws", "wss") and parts.hostname not in LOOPBACK_HOSTS:
             outside.append(request.url)
 
-    async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            tmp_path / "chromium-profile",
-            executable_path=CHROMIUM,
-            headless=True,
-            args=chromium_args,
-            viewport=PHONE,
-            has_touch=True,
-        )
-        context.on("request", check_host)
-        try:
-            yield context
-        finally:
-            await context.close()
+    context = await driver.chromium.launch_persistent_context(
+        profile,
+        executable_path=CHROMIUM,
+        headless=True,
+        args=list(args),
+        viewport=PHONE,
+        has_touch=True,
+    )
+    context.on("request", check_host)
+    try:
+        yield context
+    finally:
+        await context.close()
     assert outside == [], f"the browser asked for non-loopback URLs: {outside}"
+
+
+@pytest.fixture
+async def browser(
+    playwright_driver: Playwright, tmp_path: Path, chromium_args: list[str]
+) -> AsyncIterator[BrowserContext]:
+    """Debian's Chromium with fake media, a fresh profile and a phone-sized viewport."""
+    async with chromium(playwright_driver, tmp_path / "chromium-profile", chromium_args) as context:
+        yield context
 
 
 @pytest.fixture
