@@ -28,6 +28,8 @@ carrying the same ``id``:
   played once) or tone (a call-progress tone name from
   :data:`assistline.media.tones.CALL_PROGRESS_TONES`, played until the next
   ``play`` or ``bridge``): exactly one of them
+- ``stop_play`` id, leg: stop the prompt or tone playing to the leg (the
+  caller pressed a key over it: barge-in); idempotent
 - ``collect_digits`` id, leg, min_digits, max_digits (1..64), terminator
   (one key, "" for none), first_timeout_ms, inter_digit_timeout_ms: the
   ``result`` comes at once, the digits later in a ``digits`` event; a new
@@ -94,6 +96,9 @@ Worker → control events:
 - ``incoming_call`` leg, from_uri, to_uri, headers (list of [name, value];
   the ``X-`` headers of the INVITE)
 - ``ringing`` leg; ``answered`` leg
+- ``played`` leg: a ``play`` of a file has handed its last frame to the leg
+  (60 ms before it is heard); not sent for a tone, nor for a prompt ended
+  by ``stop_play``, a later ``play`` or ``bridge``
 - ``digit`` leg, digit, method (``rfc4733``, ``info`` or ``inband``). The
   digit may be card data: the control process needs it for the IVR, so it
   crosses the socket in memory, but ``repr`` masks it and nothing logs it
@@ -202,6 +207,15 @@ class Play:
     leg: str
     file: str | None = None
     tone: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StopPlay:
+    """Stop what is playing to a leg (barge-in)."""
+
+    TYPE: ClassVar[str] = "stop_play"
+    id: int
+    leg: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -365,6 +379,7 @@ Command = (
     | Reject
     | PlaceCall
     | Play
+    | StopPlay
     | CollectDigits
     | Bridge
     | Record
@@ -413,6 +428,14 @@ class IncomingCall:
     from_uri: str
     to_uri: str
     headers: Headers = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Played:
+    """A file played to a leg to its end."""
+
+    TYPE: ClassVar[str] = "played"
+    leg: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -516,6 +539,7 @@ Event = (
     | IncomingCall
     | Ringing
     | Answered
+    | Played
     | Digit
     | DigitsCollected
     | Hold

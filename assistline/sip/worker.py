@@ -540,6 +540,8 @@ class MediaWorker:
                     raise CommandError(409, "the leg is bridged")
                 self._playing[leg_id] = await playing(file, tone)
                 self._echo.discard(leg_id)
+            case protocol.StopPlay(leg=leg_id):
+                self._playing.pop((self.webrtc.legs.get(leg_id) or self._leg(leg_id)).id, None)
             case protocol.CollectDigits():
                 self._leg(message.leg)
                 try:

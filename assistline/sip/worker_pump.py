@@ -124,6 +124,7 @@ class MediaPump:
             samples = next(source, None)
             if samples is None:
                 del self.playing[leg.id]
+                self._event(protocol.Played(leg.id))
                 break
             self.send(leg, AudioFrame(samples, 0), now)
 
