@@ -24,6 +24,7 @@ from assistline.signalling.keys import (
     CONTACT_CALLS_KEY,
     CONTACT_SESSIONS_KEY,
     DATABASE_KEY,
+    IVR_CALLS_KEY,
     OPENAPI_KEY,
     OUTBOUND_CALLS_KEY,
     SETTINGS_KEY,
@@ -119,6 +120,7 @@ async def _sip_ctx(app: web.Application) -> AsyncIterator[None]:
         app[CALLS_KEY] = service.calls
         app[OUTBOUND_CALLS_KEY] = service.outbound
         app[CONTACT_CALLS_KEY] = service.contacts
+        app[IVR_CALLS_KEY] = service.ivr
         yield
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from assistline.ivr.calls import IvrCalls
 from assistline.queue.contact_calls import ContactCalls
 from assistline.settings import Settings
 from assistline.sip.outbound import OutboundCalls
@@ -28,6 +29,8 @@ CALLS_KEY = web.AppKey("calls", AgentCalls)
 OUTBOUND_CALLS_KEY = web.AppKey("outbound_calls", OutboundCalls)
 #: The signalling socket of each contact whose page is joined (assistline.signalling.ws).
 CONTACT_CALLS_KEY = web.AppKey("contact_calls", ContactCalls)
+#: The payment line's calls (assistline.ivr.calls).
+IVR_CALLS_KEY = web.AppKey("ivr_calls", IvrCalls)
 CONTACT_SESSIONS_KEY = web.AppKey("contact_sessions", dict[uuid.UUID, web.WebSocketResponse])
 #: Scrypt hashes computed at once for console sign-ins (assistline.signalling.agent_auth).
 AGENT_KDF_SLOTS_KEY = web.AppKey("agent_kdf_slots", asyncio.Semaphore)

@@ -49,8 +49,8 @@ class RecordingStarted:
     call_id: str
     worker: str
     caller_leg: str
-    agent_leg: str
-    agent_id: str
+    agent_leg: str  # "" for a call with no agent (the payment line)
+    agent_id: str | None
     path: Path
     channels: int = 2
     sample_rate: int = 16000

@@ -29,6 +29,8 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from assistline.ivr.calls import IvrCalls
+from assistline.ivr.line import payment_line
 from assistline.queue.agents import AgentDirectory
 from assistline.queue.contact_calls import ContactCalls
 from assistline.settings import Settings
@@ -63,9 +65,12 @@ class CallRouter:
         self.calls: AgentCalls | None = None
         self.outbound: OutboundCalls | None = None
         self.contacts: ContactCalls | None = None
+        self.ivr: IvrCalls | None = None
 
     def __call__(self, worker: str, event: protocol.Event) -> None:
         """Handle one event from ``worker`` (on the event loop)."""
+        if self.ivr is not None and self.ivr.observe(worker, event):
+            return  # a payment line call (assistline.ivr.calls)
         if self.contacts is not None and self.contacts.observe(worker, event):
             return  # a contact's WebRTC or agent leg (assistline.queue.contact_calls)
         self.rest(worker, event)
@@ -82,6 +87,8 @@ class CallRouter:
             if sip_user(event.to_uri) == ECHO_USER:
                 return  # the worker answers its echo extension itself
             logger.info("incoming call %s on %s to %s", event.leg, worker, event.to_uri)
+            if self.ivr is not None and self.ivr.take(worker, event):
+                return
             if calls is not None and calls.take(worker, event):
                 return
             _ = self._tasks.spawn(f"reject {event.leg}", self._reject(worker, event.leg))
@@ -103,6 +110,7 @@ class SipService:
     calls: AgentCalls
     outbound: OutboundCalls
     contacts: ContactCalls
+    ivr: IvrCalls
 
 
 @contextlib.asynccontextmanager
@@ -110,6 +118,15 @@ async def sip_service(
     settings: Settings, database: Database, tasks: TaskRegistry
 ) -> AsyncIterator[SipService]:
     """Run the media workers and the SIP edge for the duration of the context."""
+    async with contextlib.AsyncExitStack() as stack:
+        async with _sip_service(settings, database, tasks, stack) as service:
+            yield service
+
+
+@contextlib.asynccontextmanager
+async def _sip_service(
+    settings: Settings, database: Database, tasks: TaskRegistry, stack: contextlib.AsyncExitStack
+) -> AsyncIterator[SipService]:
     sip = settings.sip
     kamailio = find_kamailio(settings)
     directory = settings.store.data_dir / "sip"
@@ -166,7 +183,11 @@ async def sip_service(
     )
     contacts.pass_on = router.rest
     await contacts.load_agents()
-    service = SipService(pool, calls, outbound, contacts)
+    line = payment_line(
+        settings, database.pool, pool, tasks, router.records, calls.recordings, recordings_dir
+    )
+    router.ivr = ivr = await stack.enter_async_context(line)
+    service = SipService(pool, calls, outbound, contacts, ivr)
     await pool.start()
     try:
         if kamailio is None:

@@ -23,7 +23,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from assistline.queue.agents import AgentDirectory, AgentState
-from assistline.settings import HttpSettings, Settings, SipSettings, StoreSettings, WebRtcSettings
+from assistline.settings import (
+    HttpSettings,
+    IvrSettings,
+    Settings,
+    SipSettings,
+    StoreSettings,
+    WebRtcSettings,
+)
 from assistline.signalling.app import create_app
 from tests.integration.sip.worker_peers import consecutive_free_ports, short_dir
 
@@ -106,6 +113,7 @@ async def sip_app(
     api_keys: tuple[str, ...] = (),
     record_calls: bool = True,
     webrtc: WebRtcSettings | None = None,
+    ivr: IvrSettings | None = None,
 ) -> AsyncIterator[Server]:
     """The app with SIP on; ``agents`` (id, name, SIP username) exist, ``available`` are so."""
     db = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
@@ -133,6 +141,7 @@ async def sip_app(
                 record_calls=record_calls,
             ),
             webrtc=webrtc or WebRtcSettings(),
+            ivr=ivr or IvrSettings(),
         )
         test_server = TestServer(create_app(settings), host="127.0.0.1", port=http_port)
         async with TestClient(test_server) as client:
