@@ -11,14 +11,15 @@ closes it with code 4401.
 Frames are JSON objects with a ``type`` (at most 16 KB, room for a chat
 line of 2,000 characters; more closes the socket, 1009). Server → console:
 
-- ``hello`` ``{agent: {id, name}, state, calls, ice_servers}``: first;
+- ``hello`` ``{agent: {id, name}, state, calls, works_in, ice_servers}``: first;
   ``state`` is the agent's (``offline``, ``available``, ``busy``,
   ``wrap_up``); ``calls`` is false when this server takes no calls
-  (``sip.enabled = false``); ``ice_servers`` are for calls taken in the
+  (``sip.enabled = false``); ``works_in`` where contacts reach the agent
+  (``sip`` or ``console``); ``ice_servers`` are for calls taken in the
   console (``RTCIceServer`` dicts, TURN credentials short-lived);
 - ``state`` ``{state}``: after a ``set_state``, a ``ping``, or a call event;
 - ``offer`` ``{contact, customer_id, account, balance_cents, currency, step,
-  fields, context_trail}``: routing offers this contact to the agent, whose
+  fields, media, context_trail}``: routing offers this contact to the agent, whose
   phone rings now (the screen pop; the same shape as
   ``GET /api/v1/agent/contacts/{id}``);
 - ``call`` ``{contact, state}``: ``ringing`` (with an offer), ``connected``
@@ -95,7 +96,7 @@ MAX_FRAME = 16_384
 #: Close code of a socket whose session expired or signed out.
 SESSION_ENDED = 4401
 _SETTABLE = ("available", "offline")
-_POP_FIELDS = ("customer_id", "account", "balance_cents", "currency", "step", "fields")
+_POP_FIELDS = ("customer_id", "account", "balance_cents", "currency", "step", "fields", "media")
 
 
 def screen_pop(contact: dict[str, Any]) -> dict[str, Any]:
@@ -249,6 +250,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
                 "agent": {"id": signed_in.agent_id, "name": signed_in.name},
                 "state": await current_state(request.app, signed_in.agent_id),
                 "calls": CONTACT_CALLS_KEY in request.app,
+                "works_in": await _works_in(request.app, signed_in.agent_id),
                 "ice_servers": ice_servers(
                     request.app[SETTINGS_KEY].webrtc, f"agent-{signed_in.agent_id}", time.time()
                 ),
@@ -337,11 +339,17 @@ def _chat(app: web.Application, agent_id: str, contact: Any, text: Any) -> None:
         raise _Refused(error.code, str(error)) from None
 
 
+async def _works_in(app: web.Application, agent_id: str) -> str:
+    row = await app[DATABASE_KEY].pool.fetchrow(QUERIES["get_agent"], agent_id)
+    return "sip" if row is None else str(row["works_in"])
+
+
 async def _set_state(
     app: web.Application, agent_id: str, wanted: AgentState, works_in: WorksIn | None = None
 ) -> str:
     current = await current_state(app, agent_id)
-    if current == wanted.value and works_in is None:
+    unchanged = works_in is None or works_in == await _works_in(app, agent_id)
+    if current == wanted.value and unchanged:
         return current  # nothing changes; the agent keeps its place among idle agents
     if wanted is AgentState.AVAILABLE and current == "busy":
         raise _Refused("not_now", "you are on a call; you can be available once it ends")
@@ -414,7 +422,15 @@ async def contact_screen_pop(request: web.Request) -> web.StreamResponse:
 
 SCREEN_POP_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["contact", "customer_id", "account", "currency", "fields", "context_trail"],
+    "required": [
+        "contact",
+        "customer_id",
+        "account",
+        "currency",
+        "fields",
+        "media",
+        "context_trail",
+    ],
     "properties": {
         "contact": {"type": "string", "format": "uuid"},
         "customer_id": {"type": "string"},
@@ -423,6 +439,7 @@ SCREEN_POP_SCHEMA: dict[str, Any] = {
         "currency": {"type": "string"},
         "step": {"type": ["string", "null"]},
         "fields": {"type": "object"},
+        "media": {"enum": ["voice", "video"]},
         "context_trail": {"type": "array", "items": {"type": "object"}},
     },
 }

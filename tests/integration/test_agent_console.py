@@ -48,6 +48,7 @@ POP = {
     "currency": "EUR",
     "step": "payment failed: card declined",
     "fields": CONTACT["fields"],
+    "media": "voice",
     "context_trail": CONTACT["context_trail"],
 }
 
@@ -139,6 +140,7 @@ async def test_hello_then_set_state_changes_the_agents_row(
         "agent": {"id": "ada", "name": "Ada Lovelace"},
         "state": "offline",
         "calls": False,
+        "works_in": "sip",
         "ice_servers": [],
     }
     assert await _exchange(socket, {"type": "set_state", "state": "available"}) == {

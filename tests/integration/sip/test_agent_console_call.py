@@ -74,6 +74,7 @@ async def test_the_console_sets_availability_and_sees_the_offer_and_the_call(
             "currency": "USD",
             "step": None,
             "fields": {},
+            "media": "voice",
             "context_trail": [],
         }
         await _until(console, "call", contact=contact, state="ringing")
