@@ -18,14 +18,16 @@ import aiohttp
 import asyncpg
 
 from assistline.ivr.accounts import PaymentLineApplication
+from assistline.ivr.assisted import AssistedPayments
 from assistline.ivr.calls import Commands, IvrCalls
 from assistline.ivr.flow_load import BUNDLED_FLOWS, load_flows
 from assistline.ivr.gateway import PaymentGateway
 from assistline.ivr.gateway_http import HttpGateway
 from assistline.ivr.gateway_sandbox import SandboxGateway
 from assistline.ivr.payment_desk import PaymentDesk
-from assistline.ivr.policy_load import DEFAULT_POLICY_FILE, load_policy
+from assistline.ivr.policy_load import DEFAULT_POLICY_FILE, Channel, load_policy
 from assistline.ivr.prompts import EspeakSynthesiser, Prompts
+from assistline.queue.contact_calls import ContactCalls
 from assistline.settings import Settings
 from assistline.sip.recordings import RecordingStore
 from assistline.sip.records import CallRecords
@@ -41,8 +43,14 @@ async def payment_line(
     records: CallRecords,
     recordings: RecordingStore,
     recordings_dir: Path,
+    contacts: ContactCalls | None = None,
 ) -> AsyncIterator[IvrCalls]:
-    """The payment line's calls, for the duration of the context."""
+    """The payment line's calls, for the duration of the context.
+
+    With ``contacts``, agents connected to a contact can take a secure
+    payment from it too (:mod:`assistline.ivr.assisted`), through the same
+    gateway and prompts.
+    """
     ivr = settings.ivr
     flows = load_flows(BUNDLED_FLOWS)
     if ivr.flows_dir is not None:
@@ -66,6 +74,21 @@ async def payment_line(
         else:
             gateway = SandboxGateway()
         desk = PaymentDesk(commands, gateway, prompts, pool, tasks)
+        if contacts is not None:
+            AssistedPayments(
+                lambda progress: PaymentDesk(
+                    commands,
+                    gateway,
+                    prompts,
+                    pool,
+                    tasks,
+                    channel=Channel.AGENT,
+                    on_progress=progress,
+                ),
+                contacts,
+                pool,
+                tasks,
+            )
         yield IvrCalls(
             commands,
             tasks,

@@ -50,6 +50,7 @@ from assistline.ivr.prompts import Prompts
 from assistline.ivr.secure_capture import SecureCapture
 from assistline.ivr.secure_capture_messages import (
     Action,
+    AgentHungUp,
     CallerHungUp,
     CaptureConfig,
     CaptureResult,
@@ -158,6 +159,16 @@ class PaymentDesk:
         run = self._runs.get(call.id)
         if run is not None:
             run.inbox.put_nowait(CallerHungUp())
+
+    def agent_hung_up(self, call: CaptureCall) -> None:
+        """The agent who started an assisted capture left the call."""
+        run = self._runs.get(call.id)
+        if run is not None:
+            run.inbox.put_nowait(AgentHungUp())
+
+    def running(self, call_id: str) -> bool:
+        """Whether a capture runs on the call."""
+        return call_id in self._runs
 
     # ------------------------------------------------------------- the run
 

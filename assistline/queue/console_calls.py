@@ -29,10 +29,10 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from assistline.queue.agents import Agent
-from assistline.queue.contact_call import AgentEvent, ContactCall, ContactCallError
+from assistline.queue.contact_call import AgentEvent, ContactCall, ContactCallError, Side
 from assistline.signalling import messages
 from assistline.sip import protocol
 from assistline.sip.pool import WorkerCommandError, WorkerDiedError
@@ -44,7 +44,6 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a console has to accept an offer, and then to bring its media up.
 ANSWER_TIMEOUT = 20.0
-Side = Literal["customer", "agent"]
 
 
 class ConsoleCalls:

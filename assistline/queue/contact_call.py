@@ -16,7 +16,13 @@ from assistline.queue.routing import Effect, Media, Offer, OfferWithdrawn
 from assistline.signalling import messages
 
 #: ``escalate_video``: the customer turned video on; a console agent adds its camera.
-AgentEventKind = Literal["offered", "connected", "ended", "chat", "escalate_video"]
+#: ``payment_progress`` and ``payment_result``: an assisted payment's masked progress
+#: and result, in ``text`` (assistline.ivr.assisted).
+AgentEventKind = Literal[
+    "offered", "connected", "ended", "chat", "escalate_video", "payment_progress", "payment_result"
+]
+#: Which side of a contact's call: the customer's page or the agent.
+Side = Literal["customer", "agent"]
 #: What a chat line tells a contact with no agent connected.
 CHAT_NOT_NOW = "chat opens when an agent is connected"
 
@@ -45,6 +51,22 @@ def agent_events(effects: Sequence[Effect]) -> list[AgentEvent]:
         elif isinstance(effect, OfferWithdrawn):
             events.append(AgentEvent(effect.agent.id, "ended", effect.contact.id))
     return events
+
+
+class SecurePayments(Protocol):
+    """Agent-assisted secure capture (assistline.ivr.assisted), as contact calls reach it."""
+
+    async def take(self, agent_id: str, contact: str, amount_cents: object) -> None:
+        """Start a secure payment on the contact's call (ContactCallError when it cannot)."""
+
+    def digit(self, contact: str, digit: str) -> bool:
+        """A key from the page: True when a capture took it."""
+
+    def played(self, contact: str) -> None:
+        """A prompt played to the customer's leg to its end."""
+
+    def ended(self, contact: str, side: Side) -> None:
+        """The customer's or the agent's leg ended."""
 
 
 class Page(Protocol):

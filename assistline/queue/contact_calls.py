@@ -60,6 +60,7 @@ from assistline.queue.contact_call import (
     ContactCall,
     ContactCallError,
     Page,
+    SecurePayments,
     agent_events,
 )
 from assistline.queue.routing import (
@@ -142,6 +143,8 @@ class ContactCalls:
         self.watchers: list[Callable[[AgentEvent], None]] = []
         #: Contacts answered in agents' browser consoles.
         self.console = ConsoleCalls(self)
+        #: Agent-assisted secure payments, when the payment line is set up.
+        self.payments: SecurePayments | None = None
 
     async def load_agents(self) -> None:
         """Tell the router every agent and its state (at start)."""
@@ -218,7 +221,12 @@ class ContactCalls:
             raise ContactCallError("bad_value", str(error)) from None
 
     async def digit(self, contact: str, digit: str) -> None:
-        """A keypad digit from the page, to the agent's phone (RFC 4733 by pjsua)."""
+        """A keypad digit from the page, to the agent's phone (RFC 4733 by pjsua).
+
+        During an assisted secure payment it goes to the capture, and only there.
+        """
+        if self.payments is not None and self.payments.digit(contact, digit):
+            return
         call = self.calls.get(contact)
         if call is None or call.agent_leg is None or not call.agent_answered:
             raise ContactCallError("not_now", "keypad digits need a connected call")
@@ -285,9 +293,13 @@ class ContactCalls:
                 self._spawn(f"comfort {call.contact}", self._comfort(call))
                 contact = Contact(call.contact, _now(), call.media)
                 self._apply(self.router.contact_waiting(contact))
+            elif isinstance(event, protocol.Played) and self.payments is not None:
+                self.payments.played(call.contact)
             elif isinstance(event, protocol.CallEnded):
                 self._legs.pop((call.worker, leg), None)
                 call.leg = ""
+                if self.payments is not None:
+                    self.payments.ended(call.contact, "customer")
                 reason = "media_failed" if event.status == 408 else None
                 self._end(call, reason=reason)
             return
@@ -309,6 +321,8 @@ class ContactCalls:
         elif isinstance(event, protocol.CallEnded):
             self._legs.pop((call.worker, leg), None)
             self._cancel_timer(call)
+            if self.payments is not None:
+                self.payments.ended(call.contact, "agent")
             agent, answered = call.agent, call.agent_answered
             call.agent, call.agent_leg, call.agent_answered = None, None, False
             if agent is None or call.ended:
@@ -477,6 +491,10 @@ class ContactCalls:
         if call.timer is not None:
             call.timer.cancel()
             call.timer = None
+
+    def notify(self, event: AgentEvent) -> None:
+        """Tell the watchers (the agent consoles) of an agent event."""
+        self._notify(event)
 
     def _notify(self, event: AgentEvent) -> None:
         for watcher in list(self.watchers):

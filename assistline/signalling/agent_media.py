@@ -14,7 +14,13 @@ An agent who chose to take calls in the console (``set_state`` with
 - ``offer`` ``{contact, sdp}``: a new offer on the connected call (the
   console added its camera), answered with ``answer``;
 - ``escalate_video`` ``{contact}``: ask the customer to add video; the page
-  is told and renegotiates.
+  is told and renegotiates;
+- ``take_payment`` ``{contact, amount_cents}``: put the connected customer
+  into secure capture (:mod:`assistline.ivr.assisted`); the agent stays on
+  the line hearing no keypad tones. Progress comes as ``payment``
+  ``{contact, progress}`` frames (masked: ``•••• •••• •••• 4242, Luhn ✓``)
+  and the end as ``payment`` ``{contact, result: {outcome, amount_cents,
+  brand, last4, confirmation}}``.
 
 Server → console, besides the replies: ``escalate_video`` ``{contact}`` when
 the customer turned video on (the console adds its camera and sends
@@ -40,6 +46,7 @@ FRAMES: Final[dict[str, frozenset[str]]] = {
     "decline": frozenset({"type", "contact"}),
     "hangup": frozenset({"type", "contact"}),
     "escalate_video": frozenset({"type", "contact"}),
+    "take_payment": frozenset({"type", "contact", "amount_cents"}),
 }
 
 
@@ -92,6 +99,10 @@ async def handle(
                 console.hangup(agent_id, contact)
             case "escalate_video":
                 console.escalate(contact, "agent", agent_id)
+            case "take_payment":
+                if calls.payments is None:
+                    raise MediaFrameRefused("not_now", "secure payments are not set up here")
+                await calls.payments.take(agent_id, contact, frame["amount_cents"])
     except ContactCallError as error:
         raise MediaFrameRefused(error.code, str(error)[:500]) from None
     return None

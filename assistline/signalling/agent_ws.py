@@ -183,9 +183,15 @@ class AgentConsoles:
             for console in list(self.consoles.get(event.agent, ())):
                 await _send(console, line | {"from": event.sender})
             return
-        if event.kind == "escalate_video":
+        if event.kind in ("escalate_video", "payment_progress", "payment_result"):
+            frame: dict[str, Any] = {"type": event.kind, "contact": event.contact}
+            if event.kind == "payment_progress":
+                frame = {"type": "payment", "contact": event.contact, "progress": event.text}
+            elif event.kind == "payment_result":
+                frame = {"type": "payment", "contact": event.contact}
+                frame["result"] = json.loads(event.text)
             for console in list(self.consoles.get(event.agent, ())):
-                await _send(console, {"type": "escalate_video", "contact": event.contact})
+                await _send(console, frame)
             return
         frames: list[dict[str, Any]] = []
         if event.kind == "offered":

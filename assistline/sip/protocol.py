@@ -50,7 +50,9 @@ carrying the same ``id``:
   the leg it is bridged to are paused, and what the leg sends reaches its
   bridged leg and recordings only through DTMF suppression (40 ms later,
   keypad tones silenced; a pair bridged inside pjmedia moves to the Python
-  path for it). Its digits still come to the control process as ``digit``
+  path for it); it may be played prompts while bridged (they replace its
+  peer's audio toward it while they play). Its digits still come to the
+  control process as ``digit``
   events, and only there: a worker never forwards keypad events (RFC 4733,
   SIP INFO) from one leg to another. Idempotent
 - ``secure_end`` id, leg: the window is over; the recordings

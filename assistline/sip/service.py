@@ -184,7 +184,14 @@ async def _sip_service(
     contacts.pass_on = router.rest
     await contacts.load_agents()
     line = payment_line(
-        settings, database.pool, pool, tasks, router.records, calls.recordings, recordings_dir
+        settings,
+        database.pool,
+        pool,
+        tasks,
+        router.records,
+        calls.recordings,
+        recordings_dir,
+        contacts,
     )
     router.ivr = ivr = await stack.enter_async_context(line)
     service = SipService(pool, calls, outbound, contacts, ivr)

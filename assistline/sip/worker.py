@@ -536,8 +536,8 @@ class MediaWorker:
             case protocol.Play(leg=leg_id, file=file, tone=tone):
                 # A SIP leg, or a WebRTC leg waiting for its agent (the comfort tone).
                 leg_id = (self.webrtc.legs.get(leg_id) or self._leg(leg_id)).id
-                if self._bridged.get(leg_id):
-                    raise CommandError(409, "the leg is bridged")
+                if self._bridged.get(leg_id) and leg_id not in self.pump.secure:
+                    raise CommandError(409, "the leg is bridged (prompts only in secure capture)")
                 self._playing[leg_id] = await playing(file, tone)
                 self._echo.discard(leg_id)
             case protocol.StopPlay(leg=leg_id):

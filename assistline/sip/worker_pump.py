@@ -18,7 +18,9 @@ the control process gets the caller's in-band digits as ``digit`` events,
 and only it. Keypad *events* (RFC 4733, SIP INFO) are never forwarded from
 one leg to another by a worker at all: they only ever go to the control
 process. When the window ends, the audio still in the delay line is
-dropped (it may hold the tail of a tone).
+dropped (it may hold the tail of a tone). A leg in secure capture may be
+played prompts while bridged (an agent-assisted payment): while one plays,
+the prompt is all the leg hears; its peer's frames toward it are dropped.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ class MediaPump:
                 if recording is not None:
                     recording.sent.append((now, frame))
                     recording.last_sent = now
-                if target is not None:
+                if target is not None and target.id not in self.playing:
                     self.send(target, frame, now)
             self.play_ahead(leg, now)
         for page in list(self._pages.values()):
@@ -106,7 +108,7 @@ class MediaPump:
             while (frame := page.read_frame()) is not None:
                 if suppressor is not None:
                     frame = AudioFrame(suppressor.process(frame.samples), frame.timestamp)
-                if heard_by is not None:
+                if heard_by is not None and heard_by.id not in self.playing:
                     self.send(heard_by, frame, now)
             self.play_ahead(page, now)
         self._recordings.write(now)

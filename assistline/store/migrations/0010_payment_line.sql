@@ -21,7 +21,8 @@ CREATE TABLE account (
 
 CREATE TABLE payment (
     id uuid PRIMARY KEY,
-    account text NOT NULL REFERENCES account (number),
+    -- The account paid: the payment line's, or a contact's (the business's own ids).
+    account text NOT NULL CHECK (length(account) BETWEEN 1 AND 64),
     channel text NOT NULL CHECK (channel IN ('ivr', 'agent', 'web')),
     call_id text NOT NULL,
     amount_cents bigint NOT NULL CHECK (amount_cents > 0),
