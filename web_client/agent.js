@@ -2,12 +2,14 @@
 // screen pop) and the call's state, and chat with the customer while
 // connected. Calls ring the agent's SIP phone, or, with "Take calls in this
 // browser" on (works_in "console"), come to this page: accept or decline,
-// then talk, mute, add video and hang up here (agent_call.js).
+// then talk, mute, add video and hang up here (agent_call.js). While
+// connected, the agent can take a secure payment (agent_payment.js).
 // Live updates come over /ws/agent (assistline/signalling/agent_ws.py and
 // agent_media.py document its messages). Every value from the server is
 // rendered with textContent.
 
 import { ConsoleCall } from "/web/agent_call.js";
+import { PaymentPanel } from "/web/agent_payment.js";
 import { renderPop, shown } from "/web/agent_pop.js";
 
 const $ = (id) => document.getElementById(id);
@@ -48,6 +50,7 @@ let iceServers = []; // hello's: the only ICE servers a call in this browser use
 let worksIn = "sip"; // where this console said contacts go: "sip" (the phone) or "console"
 let pendingWorksIn = null; // asked for, not yet confirmed by a state frame
 let call = null; // the ConsoleCall taken in this browser
+const payment = new PaymentPanel(send); // the call's "Secure payment" part
 
 function notice(text) {
   $("notice").textContent = text;
@@ -74,6 +77,7 @@ function setConnected(contact) {
   pendingChat = null;
   $("chat-input").disabled = contact === null;
   $("chat-send").disabled = contact === null;
+  payment.connected(contact);
 }
 
 function setState(state) {
@@ -332,6 +336,7 @@ function onMessage(message) {
       offered = message.contact;
       $("call-section").hidden = false;
       renderPop($("offer-pop"), message);
+      payment.offered(message);
       notice(`Incoming call: customer ${shown(message.customer_id)}, account ${shown(message.account)}.`);
       break;
     case "call":
@@ -354,6 +359,9 @@ function onMessage(message) {
         call.setCamera(true, false).catch(() => {});
       }
       break;
+    case "payment":
+      payment.frame(message);
+      break;
     case "chat":
       if (message.contact !== connected) break;
       showChatLine(message.text, message.from);
@@ -367,6 +375,8 @@ function onMessage(message) {
       if (pendingWorksIn !== null) {
         pendingWorksIn = null;
         showWorksIn(); // the switch goes back to where calls still go
+      } else if (payment.refused(message)) {
+        break; // shown beside the amount
       } else if (pendingChat === null && call !== null && call.pending) {
         refusedCall(call);
       }
