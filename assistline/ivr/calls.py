@@ -16,8 +16,9 @@ carries out what the engine asks:
 - ``Fetch``: the application (:class:`~assistline.ivr.accounts.PaymentLineApplication`);
 - ``StartPayment``: secure capture (:class:`Payments`), whose result comes
   back as ``PaymentDone``;
-- ``Transfer``: not carried yet on this line: the caller hears that no agent
-  can take the call and the call ends (logged as a warning);
+- ``Transfer``: the caller joins the agents' queue as a contact carrying
+  what the flow learnt (:mod:`assistline.ivr.transfer`); should that fail,
+  the caller hears that no agent can take the call and the call ends;
 - ``Hangup``, the caller hanging up, and an ``error`` outcome end the call.
 
 **Why the decisions run here, in the control process, and not in the
@@ -97,6 +98,21 @@ class Application(Protocol):
         """The values answering ``request``."""
 
 
+class Handover(Protocol):
+    """Hands a caller to the agents' queue (:class:`~assistline.ivr.transfer.QueueTransfer`)."""
+
+    async def transfer(
+        self,
+        call_id: str,
+        worker: str,
+        leg: str,
+        step: str,
+        target: tuple[str | None, str | None],
+        context: Mapping[str, Value],
+    ) -> bool:
+        """Queue the caller; False when it cannot be done."""
+
+
 class Payments(Protocol):
     """Secure capture on a call's leg: takes its keys while it runs."""
 
@@ -153,6 +169,7 @@ class IvrCalls:
         recordings: RecordingStore | None = None,
         recordings_dir: Path | None = None,
         recording_rate: int = 16000,
+        handover: Handover | None = None,
     ) -> None:
         if PAYMENT_FLOW not in flows:
             raise FlowError(f'no flow is named "{PAYMENT_FLOW}"; the payment line needs one')
@@ -168,6 +185,7 @@ class IvrCalls:
         self._recordings = recordings
         self._recordings_dir = recordings_dir
         self._recording_rate = recording_rate
+        self._handover = handover
         self.calls: dict[tuple[str, str], IvrCall] = {}
 
     def take(self, worker: str, event: protocol.IncomingCall) -> bool:
@@ -298,12 +316,16 @@ class IvrCalls:
             case StartPayment(amount=amount, args=args):
                 call.paying = True
                 _ = self._tasks.spawn(f"ivr pay {call.id}", self._pay(call, amount, args))
-            case Transfer(queue=queue, agent=agent):
-                logger.warning(
-                    "call %s: transfer to %s is not carried on the payment line yet",
-                    call.id,
-                    f"queue {queue}" if queue else f"agent {agent}",
-                )
+            case Transfer(queue=queue, agent=agent, context=context):
+                await self._until_played(call)
+                step = call.engine.step.name
+                transfer = self._handover
+                if transfer is not None and await transfer.transfer(
+                    call.id, call.worker, call.leg, step, (queue, agent), context
+                ):
+                    self.calls.pop((call.worker, call.leg), None)  # the queue has the leg now
+                    call.ended = True
+                    return
                 path = await self._prompts.path_for("line.no_transfer", (Words(NO_TRANSFER),))
                 await self._play(call, "line.no_transfer", path)
                 await self._until_played(call)

@@ -27,6 +27,7 @@ from assistline.ivr.gateway_sandbox import SandboxGateway
 from assistline.ivr.payment_desk import PaymentDesk
 from assistline.ivr.policy_load import DEFAULT_POLICY_FILE, Channel, load_policy
 from assistline.ivr.prompts import EspeakSynthesiser, Prompts
+from assistline.ivr.transfer import QueueTransfer
 from assistline.queue.contact_calls import ContactCalls
 from assistline.settings import Settings
 from assistline.sip.recordings import RecordingStore
@@ -101,4 +102,5 @@ async def payment_line(
             payments=desk,
             recordings=recordings,
             recordings_dir=recordings_dir,
+            handover=None if contacts is None else QueueTransfer(pool, contacts),
         )

@@ -201,6 +201,20 @@ class ContactCalls:
             for url in server["urls"]
         )
 
+    def adopt(self, contact: str, worker: str, leg: str, page: Page) -> None:
+        """Queue a caller already on a SIP leg (the payment line handing a caller over).
+
+        The leg is up: the caller hears the comfort tone and waits like any
+        contact; ``page`` hears the states (a phone caller has nobody to tell).
+        """
+        if contact in self.calls:
+            raise ContactCallError("not_now", "this contact has a call already")
+        call = ContactCall(contact, Media.VOICE, page, worker, leg, connected=True)
+        self.calls[contact] = call
+        self._legs[(worker, leg)] = call
+        self._spawn(f"comfort {contact}", self._comfort(call))
+        self._apply(self.router.contact_waiting(Contact(contact, _now(), Media.VOICE)))
+
     async def candidate(self, contact: str, candidate: messages.Candidate) -> None:
         """Relay a candidate the page trickled to its leg."""
         call = self.calls.get(contact)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 
 from assistline.ivr.flow_load import BUNDLED_FLOWS, load_flow
-from assistline.ivr.flow_messages import Ending, Outcome
+from assistline.ivr.flow_messages import Ending, Outcome, Transfer
 from assistline.ivr.flow_runner import Item, answer, hang_up, pay, press, run_flow, wait
 
 FLOW = load_flow(BUNDLED_FLOWS / "payment_line.toml")
@@ -54,6 +54,7 @@ def test_a_verified_caller_pays_in_full_and_asks_for_a_receipt() -> None:
         "payment_line.choose.1",
         "payment_line.choose.2",
         "payment_line.choose.3",
+        "payment_line.choose.0",
         "payment_line.choose.9",
         "payment_line.say_total",
         "payment_line.approved",
@@ -70,16 +71,17 @@ def test_a_verified_caller_pays_in_full_and_asks_for_a_receipt() -> None:
     assert run.outcome == Outcome(Ending.HUNG_UP, "payment_line", "goodbye", "done")
 
 
-def test_three_wrong_answers_end_the_call_and_a_locked_account_is_refused() -> None:
+def test_three_wrong_answers_go_to_an_agent_and_a_locked_account_is_refused() -> None:
     wrong = answer("account.verify", verified=False, locked=False)
     script: list[Item] = []
     for _ in range(3):
         script += [press("123456#"), press("00000"), wrong]
     run = run_flow(FLOW, script, variables=CALLER)
     assert run.prompts.count("payment_line.not_found") == 2
-    assert run.outcome == Outcome(
-        Ending.HUNG_UP, "payment_line", "goodbye_unverified", "not verified"
-    )
+    assert run.outcome is not None
+    assert (run.outcome.ending, run.outcome.step) == (Ending.TRANSFERRED, "to_agent_unverified")
+    transfer = [a for a in run.actions if isinstance(a, Transfer)]
+    assert transfer == [Transfer("collections", None, {"caller_number": "15550100"})]
     locked = run_flow(
         FLOW,
         [press("123456#"), press("00000"), answer("account.verify", verified=False, locked=True)],
@@ -104,13 +106,15 @@ def test_another_amount_outside_the_limits_is_refused_then_a_decline_offers_the_
             press("2"),
             answer("ar.quote", amount_ok=True, amount=25_00, fee=0, total=25_00),
             pay("declined"),
-            press("9"),
+            press("0"),
         ],
         variables=CALLER,
     )
     assert "payment_line.amount_refused" in run.prompts
     assert run.prompts.count("payment_line.declined") == 1
-    assert run.outcome == Outcome(Ending.HUNG_UP, "payment_line", "goodbye", "done")
+    assert run.outcome is not None and run.outcome.step == "to_agent"
+    context = [a.context for a in run.actions if isinstance(a, Transfer)][0]
+    assert context["account"] == "123456" and context["balance"] == 42_10
 
 
 def test_a_caller_who_hangs_up_during_the_payment_ends_the_flow() -> None:
