@@ -50,6 +50,7 @@ from assistline.sip.routing import (
 )
 from assistline.sip.sipmsg import ECHO_USER, sip_user
 from assistline.store.database import Database
+from assistline.store.listener import listening
 from assistline.tasks import TaskRegistry
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,41 @@ class CallRouter:
         await self.pool.command(
             worker, lambda request: protocol.Reject(request, leg, 404, "No route")
         )
+
+
+#: The channel agent credential changes are notified on (migration 0011).
+AGENTS_CHANNEL = "assistline_agents"
+
+
+class CredentialsReload:
+    """Reloads the edge's credentials table when agents change; one reload at a time."""
+
+    def __init__(self, edge: SipEdge, agents: AgentDirectory, tasks: TaskRegistry) -> None:
+        self._edge, self._agents, self._tasks = edge, agents, tasks
+        self._running = False
+        self._again = False
+
+    def changed(self, payload: str) -> None:
+        """An agent's credentials changed (or the listener reconnected)."""
+        if self._running:
+            self._again = True
+            return
+        self._running = True
+        _ = self._tasks.spawn("reload agent credentials", self._reload())
+
+    async def _reload(self) -> None:
+        try:
+            while True:
+                self._again = False
+                try:
+                    await self._edge.set_credentials(await self._agents.credentials())
+                    logger.info("agents' SIP credentials reloaded at the edge")
+                except Exception as error:  # noqa: BLE001 - the next change tries again
+                    logger.error("reloading agents' SIP credentials failed: %s", error)
+                if not self._again:
+                    return
+        finally:
+            self._running = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -211,8 +247,11 @@ async def _sip_service(
             tls_private_key=_path(sip.tls_private_key),
             tls_port=sip.tls_port,
         )
-        credentials = await AgentDirectory(database.pool, sip.realm).credentials()
-        await edge.start(credentials)
+        directory_of_agents = AgentDirectory(database.pool, sip.realm)
+        await edge.start(await directory_of_agents.credentials())
+        reload = CredentialsReload(edge, directory_of_agents, tasks)
+        handlers = {AGENTS_CHANNEL: reload.changed}
+        await stack.enter_async_context(listening(database.dsn, handlers, tasks))
         try:
             # The dispatcher starts every address inactive until an OPTIONS ping
             # answers (up to a second); the workers already running are known
