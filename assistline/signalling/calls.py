@@ -4,8 +4,9 @@
 paused recording answers 200 with ``"changed": false``. Each accepted
 request writes an ``audit_event`` row (actor, action, the call, the
 recording, whether it changed, the request id): never digits, never
-audio. The API has no authentication yet (no scheme exists in the
-product so far); these routes are as open as the rest of ``/api/v1``.
+audio. Every route asks for an API key (``Authorization: Bearer``, one of
+``http.api_keys``, as the contacts API does): calls name callers and
+recordings' paths, which are nobody else's business.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 
 from aiohttp import web
 
+from assistline.signalling.api_keys import API_KEY_PROBLEMS, require_api_key
 from assistline.signalling.keys import CALLS_KEY, DATABASE_KEY
-from assistline.signalling.openapi import Operation, json_content, problem
+from assistline.signalling.openapi import API_KEY, Operation, json_content, problem
 from assistline.signalling.problems import HttpProblem
 from assistline.signalling.request_id import REQUEST_ID_KEY
 from assistline.sip.pool import WorkerCommandError
@@ -118,12 +120,14 @@ def _call_id(request: web.Request) -> str:
 
 async def list_calls(request: web.Request) -> web.StreamResponse:
     """Calls in progress, with their legs and recording state."""
+    require_api_key(request)
     calls = request.app.get(CALLS_KEY)
     found = [] if calls is None else sorted(calls.calls.values(), key=lambda c: c.started_at)
     return web.json_response({"calls": [call.as_json() for call in found]})
 
 
 async def _pause_or_resume(request: web.Request, pause: bool) -> web.StreamResponse:
+    require_api_key(request)
     call_id = _call_id(request)
     calls = request.app.get(CALLS_KEY)
     try:
@@ -175,6 +179,7 @@ async def resume_recording(request: web.Request) -> web.StreamResponse:
 
 async def recording_metadata(request: web.Request) -> web.StreamResponse:
     """A recording's metadata: its call, legs, file, length and pause intervals."""
+    require_api_key(request)
     text = request.match_info["recording_id"]
     try:
         recording_id = uuid.UUID(text)
@@ -204,6 +209,7 @@ _PAUSE_RESPONSES = {
     "404": problem("no such call in progress"),
     "409": problem("the call is not being recorded"),
     "503": problem("the media worker did not comply"),
+    **API_KEY_PROBLEMS,
 }
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -222,9 +228,11 @@ OPERATIONS: tuple[Operation, ...] = (
                         "properties": {"calls": {"type": "array", "items": CALL_SCHEMA}},
                     }
                 ),
-            }
+            },
+            **API_KEY_PROBLEMS,
         },
         tag="calls",
+        security=API_KEY,
     ),
     Operation(
         "POST",
@@ -233,6 +241,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Pause a call's recording (idempotent; audited)",
         _PAUSE_RESPONSES,
         tag="calls",
+        security=API_KEY,
         parameters=(_CALL_ID,),
     ),
     Operation(
@@ -242,6 +251,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Resume a call's recording (idempotent; audited)",
         _PAUSE_RESPONSES,
         tag="calls",
+        security=API_KEY,
         parameters=(_CALL_ID,),
     ),
     Operation(
@@ -252,8 +262,10 @@ OPERATIONS: tuple[Operation, ...] = (
         {
             "200": {"description": "the recording", "content": json_content(RECORDING_SCHEMA)},
             "404": problem("no such recording"),
+            **API_KEY_PROBLEMS,
         },
         tag="calls",
+        security=API_KEY,
         parameters=(
             {
                 "name": "recording_id",

@@ -6,6 +6,7 @@ tests/integration/sip/test_agent_bridge.py.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 
@@ -21,9 +22,15 @@ from assistline.signalling.problems import PROBLEM_CONTENT_TYPE
 Client = TestClient[web.Request, web.Application]
 
 
+KEY = "calls-api-key-0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(create_app(settings))) as client:
+    http = dataclasses.replace(settings.http, api_keys=(KEY,))
+    app = create_app(dataclasses.replace(settings, http=http))
+    async with TestClient(TestServer(app), headers=AUTH) as client:
         yield client
 
 
@@ -31,6 +38,22 @@ async def test_no_calls_without_a_sip_side(client: Client) -> None:
     response = await client.get("/api/v1/calls")
     assert response.status == 200
     assert await response.json() == {"calls": []}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/calls"),
+        ("POST", "/api/v1/calls/c1/recording/pause"),
+        ("POST", "/api/v1/calls/c1/recording/resume"),
+        ("GET", f"/api/v1/recordings/{uuid.UUID(int=1)}"),
+    ],
+)
+async def test_every_route_asks_for_an_api_key(client: Client, method: str, path: str) -> None:
+    for headers in ({"Authorization": ""}, {"Authorization": "Bearer not-the-key-at-all"}):
+        response = await client.request(method, path, headers=headers)
+        assert response.status == 401, path
+        assert response.content_type == PROBLEM_CONTENT_TYPE
 
 
 @pytest.mark.parametrize("action", ["pause", "resume"])

@@ -194,13 +194,13 @@ async def test_canary_cards_keyed_three_ways_leave_no_trace(
     clean(dump, "pg_dump")
     # What the API shows.
     for path in ("/api/v1/calls",):
-        response = await server.client.get(path)
+        response = await server.client.get(path, headers=server.auth)
         clean(await response.text(), path)
     # Recordings: no canary key in them, and the pause covers each capture.
     recordings = await server.db.fetch("SELECT id, path, pauses FROM recording ORDER BY started_at")
     assert len(recordings) == 3
     for row in recordings:
-        response = await server.client.get(f"/api/v1/recordings/{row['id']}")
+        response = await server.client.get(f"/api/v1/recordings/{row['id']}", headers=server.auth)
         clean(await response.text(), "a recording's metadata")
         with wave.open(row["path"], "rb") as wav:
             rate = wav.getframerate()

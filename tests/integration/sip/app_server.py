@@ -37,6 +37,8 @@ from tests.integration.sip.worker_peers import consecutive_free_ports, short_dir
 Client = TestClient[web.Request, web.Application]
 #: The agents' phones' password in these tests.
 PASSWORD = "agent-phone-pass-7"
+#: The API key of the business backend when a test gives none.
+API_KEY = "test-backend-key-4711"
 
 
 @dataclass
@@ -48,6 +50,12 @@ class Server:
     edge_port: int
     data_dir: Path
     http_port: int = 0
+    api_key: str = API_KEY
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The headers the business backend sends with ``/api/v1`` requests."""
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     @property
     def url(self) -> str:
@@ -55,11 +63,11 @@ class Server:
         return f"http://127.0.0.1:{self.http_port}"
 
     async def get(self, path: str) -> tuple[int, Any]:
-        response = await self.client.get(path)
+        response = await self.client.get(path, headers=self.auth)
         return response.status, await response.json()
 
     async def post(self, path: str) -> tuple[int, Any]:
-        response = await self.client.post(path)
+        response = await self.client.post(path, headers=self.auth)
         return response.status, await response.json()
 
     async def calls(self) -> list[dict[str, Any]]:
@@ -128,7 +136,7 @@ async def sip_app(
         http_port = first + 2
         rtp = random.randrange(20000, 29000, 200)
         settings = Settings(
-            http=HttpSettings(host="127.0.0.1", port=http_port, api_keys=api_keys),
+            http=HttpSettings(host="127.0.0.1", port=http_port, api_keys=api_keys or (API_KEY,)),
             store=StoreSettings(database_url=database_url, data_dir=data_dir),
             sip=SipSettings(
                 edge_host="127.0.0.1",
@@ -145,7 +153,7 @@ async def sip_app(
         )
         test_server = TestServer(create_app(settings), host="127.0.0.1", port=http_port)
         async with TestClient(test_server) as client:
-            yield Server(client, db, first, data_dir, http_port)
+            yield Server(client, db, first, data_dir, http_port, (api_keys or (API_KEY,))[0])
     finally:
         await db.close()
         shutil.rmtree(data_dir, ignore_errors=True)
