@@ -16,7 +16,16 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from assistline.settings import Settings
-from assistline.signalling import agent_auth, agent_ws, calls, contacts, system, web_client, ws
+from assistline.signalling import (
+    accounts,
+    agent_auth,
+    agent_ws,
+    calls,
+    contacts,
+    system,
+    web_client,
+    ws,
+)
 from assistline.signalling.keys import (
     AGENT_CONSOLES_KEY,
     AGENT_KDF_SLOTS_KEY,
@@ -90,6 +99,7 @@ OPERATIONS: tuple[Operation, ...] = (
         ),
     ),
     *calls.OPERATIONS,
+    *accounts.OPERATIONS,
     *contacts.OPERATIONS,
     *ws.OPERATIONS,
     *agent_auth.OPERATIONS,
