@@ -47,6 +47,7 @@ const ui = {
   videoToggle: $("video-toggle"),
   keypadToggle: $("keypad-toggle"),
   keypad: $("keypad"),
+  secureNote: $("secure-note"),
   hangup: $("hangup"),
   chatLog: $("chat-log"),
   chatForm: $("chat-form"),
@@ -308,6 +309,11 @@ function handlers(stream) {
     },
     escalated() {
       notify("The agent turned on video: turning on your camera…");
+    },
+    secure(on) {
+      ui.secureNote.hidden = !on;
+      if (on && ui.keypad.hidden) toggleKeypad();
+      notify(on ? "Secure payment: enter your card details on the keypad." : "Secure payment ended.");
     },
     camera(on, error) {
       cameraOn = on;

@@ -256,6 +256,9 @@ export class CallSession {
         this.handlers.escalated();
         await this.cameraOn(false);
         break;
+      case "secure":
+        this.handlers.secure(message.state === "on");
+        break;
       case "video_unavailable":
         this.videoRefused = true;
         await stopVideo(this.peer, this.stream);

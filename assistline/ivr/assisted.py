@@ -31,6 +31,7 @@ from assistline.ivr.payment_desk import CaptureCall, PaymentDesk
 from assistline.ivr.secure_capture_messages import ProgressView
 from assistline.queue.contact_call import AgentEvent, ContactCallError, Side
 from assistline.queue.contact_calls import ContactCalls
+from assistline.signalling import messages
 from assistline.signalling.contacts import get_contact
 from assistline.tasks import TaskRegistry
 
@@ -84,6 +85,7 @@ class AssistedPayments:
         assisted = _Assisted(contact, call.worker, call.leg, agent_id)
         assisted.quiet.set()
         self._running[contact] = assisted
+        self._contacts.tell(contact, messages.Secure(state="on"))
         logger.info("agent %s takes a secure payment on contact %s", agent_id, contact)
         _ = self._tasks.spawn(
             f"assisted payment {contact}", self._run(assisted, amount_cents, account)
@@ -94,6 +96,7 @@ class AssistedPayments:
             done = await self._desk.pay(assisted, amount, {"account": account})
         finally:
             self._running.pop(assisted.id, None)
+            self._contacts.tell(assisted.id, messages.Secure(state="off"))
         result: dict[str, object] = {"outcome": done.outcome, "amount_cents": amount}
         result |= {k: v for k, v in done.fields.items() if k in ("brand", "last4", "confirmation")}
         self._contacts.notify(

@@ -506,6 +506,12 @@ class ContactCalls:
             call.timer.cancel()
             call.timer = None
 
+    def tell(self, contact: str, message: messages.ServerMessage) -> None:
+        """Send the contact's page a message (nothing when the contact has no call)."""
+        call = self.calls.get(contact)
+        if call is not None:
+            self._tell(call, message)
+
     def notify(self, event: AgentEvent) -> None:
         """Tell the watchers (the agent consoles) of an agent event."""
         self._notify(event)

@@ -41,6 +41,9 @@ Server → client:
   (the agent is on a phone)
 - ``escalate_video``: the agent turned video on; the page adds its camera
   and sends a new ``offer`` (the server answers it)
+- ``secure`` state (``on`` or ``off``): the agent started a secure payment
+  capture (the customer's keypad digits go to it, never to the agent, and
+  the recording is paused), or it ended
 - ``error`` code, message: a frame was refused; the message names the
   problem (``chat.text must be 1..2000 characters``, ``unknown type
   'ofer'``, ``offer.sdp is missing``, ``not JSON: ...``). Codes:
@@ -320,6 +323,17 @@ class VideoUnavailable(_Message):
     reason: _Reason
 
 
+SecureWindow = Literal["on", "off"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Secure(_Message):
+    """The agent put the customer into secure payment capture (``on``), or it ended."""
+
+    TYPE: ClassVar[str] = "secure"
+    state: Annotated[SecureWindow, Choice(typing.get_args(SecureWindow))]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Error(_Message):
     """A frame from the page was refused; the message names the problem."""
@@ -351,6 +365,7 @@ ServerMessage = (
     | ChatLine
     | VideoUnavailable
     | EscalateVideo
+    | Secure
     | Error
     | Pong
 )

@@ -60,6 +60,7 @@ async def test_the_agent_takes_a_secure_payment_and_sees_only_masked_progress(
         await console.send_json({"type": "take_payment", "contact": contact, "amount_cents": 0})
         assert (await _until(console, "error"))["code"] == "bad_value"
         await console.send_json({"type": "take_payment", "contact": contact, "amount_cents": 4210})
+        assert await _until(page, "secure") == {"type": "secure", "state": "on"}
         payments = server.client.app[CONTACT_CALLS_KEY].payments
         desk = payments._desk  # type: ignore[union-attr]
 
@@ -90,6 +91,7 @@ async def test_the_agent_takes_a_secure_payment_and_sees_only_masked_progress(
         assert result["amount_cents"] == 4210
         progress = [f["progress"] for f in frames if f["type"] == "payment" and "progress" in f]
         assert any("•••• •••• •••• 4242" in line for line in progress), progress
+        assert await _until(page, "secure") == {"type": "secure", "state": "off"}
         # After the window, the page's keys reach nobody's capture again.
         await page.send_str(json.dumps({"type": "digit", "digit": "5"}))
         assert (await _until(page, "error"))[

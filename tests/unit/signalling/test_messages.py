@@ -486,6 +486,7 @@ def test_the_schema_names_every_message_of_each_direction() -> None:
         "ChatLine",
         "VideoUnavailable",
         "EscalateVideo",
+        "Secure",
         "Error",
         "Pong",
     }
