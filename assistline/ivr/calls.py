@@ -70,6 +70,7 @@ from assistline.sip import protocol
 from assistline.sip.pool import WorkerCommandError, WorkerDiedError
 from assistline.sip.recordings import RecordingStarted, RecordingStore
 from assistline.sip.records import CallRecords
+from assistline.sip.routing import Commands
 from assistline.sip.sipmsg import sip_user
 from assistline.tasks import TaskRegistry
 
@@ -78,15 +79,6 @@ logger = logging.getLogger(__name__)
 #: The flow a payment line call runs.
 PAYMENT_FLOW = "payment_line"
 NO_TRANSFER = "Sorry, no agent can take your call now. Please call again later. Goodbye."
-
-
-class Commands(Protocol):
-    """Sends commands to media workers (the worker pool)."""
-
-    async def command(
-        self, worker_id: str, make: Callable[[int], protocol.Command], timeout: float = 10.0
-    ) -> protocol.Result:
-        """Send ``make(request_id)`` to ``worker_id`` and wait for its result."""
 
 
 class Application(Protocol):

@@ -19,7 +19,7 @@ import asyncpg
 
 from assistline.ivr.accounts import PaymentLineApplication
 from assistline.ivr.assisted import AssistedPayments
-from assistline.ivr.calls import Commands, IvrCalls
+from assistline.ivr.calls import IvrCalls
 from assistline.ivr.flow_load import BUNDLED_FLOWS, load_flows
 from assistline.ivr.gateway import PaymentGateway
 from assistline.ivr.gateway_http import HttpGateway
@@ -32,6 +32,7 @@ from assistline.queue.contact_calls import ContactCalls
 from assistline.settings import Settings
 from assistline.sip.recordings import RecordingStore
 from assistline.sip.records import CallRecords
+from assistline.sip.routing import Commands
 from assistline.tasks import TaskRegistry
 
 

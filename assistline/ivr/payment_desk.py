@@ -70,6 +70,7 @@ from assistline.ivr.secure_capture_messages import (
 )
 from assistline.sip import protocol
 from assistline.sip.pool import WorkerCommandError, WorkerDiedError
+from assistline.sip.routing import Commands
 from assistline.store.queries import QUERIES
 from assistline.tasks import TaskRegistry
 
@@ -78,15 +79,6 @@ logger = logging.getLogger(__name__)
 
 def _play(request: int, *, leg: str, file: str) -> protocol.Command:
     return protocol.Play(request, leg, file=file)
-
-
-class Commands(Protocol):
-    """Sends commands to media workers (the worker pool)."""
-
-    async def command(
-        self, worker_id: str, make: Callable[[int], protocol.Command], timeout: float = 10.0
-    ) -> protocol.Result:
-        """Send ``make(request_id)`` to ``worker_id`` and wait for its result."""
 
 
 class CaptureCall(Protocol):
