@@ -8,7 +8,7 @@
 // agent_media.py document its messages). Every value from the server is
 // rendered with textContent.
 
-import { ConsoleCall } from "/web/agent_call.js";
+import { ConsoleCall, microphoneProblem } from "/web/agent_call.js";
 import { PaymentPanel } from "/web/agent_payment.js";
 import { renderPop, shown } from "/web/agent_pop.js";
 
@@ -196,15 +196,10 @@ function endCall() {
   $("remote-video").hidden = true;
   $("self-view").hidden = true;
   $("mute").setAttribute("aria-pressed", "false");
+  $("hold").setAttribute("aria-pressed", "false");
   $("video-button").setAttribute("aria-pressed", "false");
   mediaState("");
   if (inCall) $("call-heading").focus();
-}
-
-function microphoneProblem(error) {
-  return error && error.name === "NotAllowedError"
-    ? "Taking a call here needs your microphone: allow it in the browser's settings, or decline."
-    : "No microphone was found: connect one, or decline the call.";
 }
 
 async function acceptCall() {
@@ -240,6 +235,11 @@ function declineCall() {
   else send({ type: "decline", contact: offered });
   endCall();
   $("call-state").textContent = "You declined the call.";
+}
+
+function toggleHold() {
+  const on = $("hold").getAttribute("aria-pressed") !== "true";
+  if (call !== null) send({ type: "hold", contact: call.contact, on });
 }
 
 function toggleMute() {
@@ -338,6 +338,10 @@ function onMessage(message) {
       renderPop($("offer-pop"), message);
       payment.offered(message);
       notice(`Incoming call: customer ${shown(message.customer_id)}, account ${shown(message.account)}.`);
+      break;
+    case "hold":
+      $("hold").setAttribute("aria-pressed", String(message.on === true));
+      $("call-state").textContent = message.on ? "The customer is on hold." : CALL_STATES.connected;
       break;
     case "call":
       if (message.state === "ringing" && message.contact !== offered) {
@@ -576,6 +580,7 @@ $("sign-out").addEventListener("click", signOut);
 $("accept").addEventListener("click", acceptCall);
 $("decline").addEventListener("click", declineCall);
 $("mute").addEventListener("click", toggleMute);
+$("hold").addEventListener("click", toggleHold);
 $("video-button").addEventListener("click", toggleVideo);
 $("hangup").addEventListener("click", hangUp);
 $("in-browser").addEventListener("change", (event) => {

@@ -19,6 +19,13 @@ import {
 
 // view: track(MediaStream, track) (the customer's stream, once per track added),
 // media(connectionState), camera(on, error) (error: getUserMedia's, or null).
+// What to tell an agent whose microphone could not be had.
+export function microphoneProblem(error) {
+  return error && error.name === "NotAllowedError"
+    ? "Taking a call here needs your microphone: allow it in the browser's settings, or decline."
+    : "No microphone was found: connect one, or decline the call.";
+}
+
 export class ConsoleCall {
   constructor(contact, iceServers, send, view) {
     this.contact = contact;

@@ -282,10 +282,13 @@ US_REORDER: Final = CallProgressTone("us-reorder", (480.0, 620.0), -24.0, (250.0
 EU_DIAL: Final = CallProgressTone("eu-dial", (425.0,), -13.0)
 EU_RINGBACK: Final = CallProgressTone("eu-ringback", (425.0,), -13.0, (1000.0, 4000.0))
 EU_BUSY: Final = CallProgressTone("eu-busy", (425.0,), -13.0, (500.0, 500.0))
+#: What a caller on hold hears: a short, quiet beep every 10 s (silence alone
+#: sounds like a dropped call; ringback sounds like ringing again).
+HOLD: Final = CallProgressTone("hold", (440.0,), -24.0, (300.0, 9700.0))
 
 CALL_PROGRESS_TONES: Final = {
     tone.name: tone
-    for tone in (US_DIAL, US_RINGBACK, US_BUSY, US_REORDER, EU_DIAL, EU_RINGBACK, EU_BUSY)
+    for tone in (US_DIAL, US_RINGBACK, US_BUSY, US_REORDER, EU_DIAL, EU_RINGBACK, EU_BUSY, HOLD)
 }
 
 

@@ -16,6 +16,8 @@ offers a contact to an agent who works in the console (``works_in``
   pass: the offer counts as declined and the contact goes back to its place.
 
 Once connected, :meth:`ConsoleCalls.hangup` ends the call from the console,
+:meth:`ConsoleCalls.hold` puts the customer on hold (the hold tone; the
+agent hears nothing of the customer) and back,
 :meth:`ConsoleCalls.renegotiate` answers a page's or a console's new offer
 on its own leg (video added mid-call), and :meth:`ConsoleCalls.escalate`
 tells the other side that one side turned video on: a console agent's
@@ -156,6 +158,27 @@ class ConsoleCalls:
         except (WorkerDiedError, TimeoutError) as error:
             raise ContactCallError("not_now", f"the media worker failed: {error}") from None
         return result.sdp
+
+    async def hold(self, agent_id: str, contact: str, on: bool) -> None:
+        """The console agent puts the customer on hold (``on``) or takes them off it."""
+        calls = self._calls
+        call = self._offered(agent_id, contact)
+        agent = call.agent
+        if not call.agent_answered or agent is None or agent.works_in != "console":
+            raise ContactCallError("not_now", "hold a call you answered in the console")
+        leg = call.leg
+        try:
+            await calls._pool.command(
+                call.worker, lambda request: protocol.HoldLeg(request, leg, on)
+            )
+        except (WorkerCommandError, WorkerDiedError, TimeoutError) as error:
+            raise ContactCallError("not_now", f"the media worker failed: {error}") from None
+        state = (
+            messages.State(state="on_hold")
+            if on
+            else messages.State(state="connected", agent=agent.name[:100])
+        )
+        calls._tell(call, state)
 
     def escalate(self, contact: str, side: Side, agent_id: str = "") -> None:
         """One side turned video on: ask the other to add its camera too."""

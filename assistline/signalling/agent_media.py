@@ -15,6 +15,9 @@ An agent who chose to take calls in the console (``set_state`` with
   console added its camera), answered with ``answer``;
 - ``escalate_video`` ``{contact}``: ask the customer to add video; the page
   is told and renegotiates;
+- ``hold`` ``{contact, on}``: put the customer on hold (they hear a beep
+  every 10 s and the page says ``on_hold``; the agent hears nothing of
+  them) or take them off it; answered with ``hold`` ``{contact, on}``;
 - ``take_payment`` ``{contact, amount_cents}``: put the connected customer
   into secure capture (:mod:`assistline.ivr.assisted`); the agent stays on
   the line hearing no keypad tones. Progress comes as ``payment``
@@ -47,6 +50,7 @@ FRAMES: Final[dict[str, frozenset[str]]] = {
     "hangup": frozenset({"type", "contact"}),
     "escalate_video": frozenset({"type", "contact"}),
     "take_payment": frozenset({"type", "contact", "amount_cents"}),
+    "hold": frozenset({"type", "contact", "on"}),
 }
 
 
@@ -99,6 +103,11 @@ async def handle(
                 console.hangup(agent_id, contact)
             case "escalate_video":
                 console.escalate(contact, "agent", agent_id)
+            case "hold":
+                if not isinstance(frame["on"], bool):
+                    raise MediaFrameRefused("bad_value", "on must be true or false")
+                await console.hold(agent_id, contact, frame["on"])
+                return {"type": "hold", "contact": contact, "on": frame["on"]}
             case "take_payment":
                 if calls.payments is None:
                     raise MediaFrameRefused("not_now", "secure payments are not set up here")

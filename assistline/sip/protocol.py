@@ -55,6 +55,10 @@ carrying the same ``id``:
   control process as ``digit``
   events, and only there: a worker never forwards keypad events (RFC 4733,
   SIP INFO) from one leg to another. Idempotent
+- ``hold_leg`` id, leg, on: a leg bridged through Python is put on hold
+  (``on`` true: it hears the ``hold`` tone, its peer hears nothing of it)
+  or taken off (the bridge as it was); 409 when the leg is not bridged
+  through Python (agents on phones hold from the phone)
 - ``secure_end`` id, leg: the window is over; the recordings
   ``secure_start`` paused resume (404 when the leg is not in secure
   capture). A leg that ends, or a worker that stops, ends its window too
@@ -282,6 +286,16 @@ class SecureStart:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class HoldLeg:
+    """Put a bridged leg on hold (it hears the hold tone, its peer hears nothing of it)."""
+
+    TYPE: ClassVar[str] = "hold_leg"
+    id: int
+    leg: str
+    on: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class SecureEnd:
     """The secure window of this leg is over: resume what ``secure_start`` paused."""
 
@@ -389,6 +403,7 @@ Command = (
     | ResumeRecording
     | SecureStart
     | SecureEnd
+    | HoldLeg
     | Hangup
     | SendDtmf
     | Stop

@@ -295,6 +295,7 @@ class MediaWorker:
             self._echo.discard(event.leg)
             self._playing.pop(event.leg, None)
             self.pump.secure.pop(event.leg, None)
+            self.pump.held.discard(event.leg)
             self._secure_paused.pop(event.leg, None)
             self._recordings.stop(event.leg)
             self._collections.ended(event.leg)
@@ -540,6 +541,16 @@ class MediaWorker:
                     raise CommandError(409, "the leg is bridged (prompts only in secure capture)")
                 self._playing[leg_id] = await playing(file, tone)
                 self._echo.discard(leg_id)
+            case protocol.HoldLeg(leg=leg_id, on=on):
+                leg_id = (self.webrtc.legs.get(leg_id) or self._leg(leg_id)).id
+                if not self._bridged.get(leg_id) or leg_id in self._direct:
+                    raise CommandError(409, "only a leg bridged through Python is held here")
+                if on:
+                    self.pump.held.add(leg_id)
+                    self._playing[leg_id] = await playing(None, "hold")
+                else:
+                    self.pump.held.discard(leg_id)
+                    self._playing.pop(leg_id, None)
             case protocol.StopPlay(leg=leg_id):
                 self._playing.pop((self.webrtc.legs.get(leg_id) or self._leg(leg_id)).id, None)
             case protocol.CollectDigits():

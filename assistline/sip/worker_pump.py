@@ -74,6 +74,8 @@ class MediaPump:
         self.playing: dict[str, Iterator[Samples]] = {}
         #: Legs in secure capture -> the suppressor their audio passes through.
         self.secure: dict[str, DtmfSuppressor] = {}
+        #: Legs on hold: nothing of theirs reaches their peer (they hear the hold tone).
+        self.held: set[str] = set()
 
     async def run(self, python_media: asyncio.Event) -> None:
         """Every 10 ms while ``python_media`` is set."""
@@ -89,6 +91,8 @@ class MediaPump:
             if leg.id in self._direct:
                 continue
             target: FrameSink | None = leg if leg.id in self._echo else self._peer(leg.id)
+            if leg.id in self.held:
+                target = None
             recording = recordings.get(leg.id)
             suppressor = self.secure.get(leg.id)
             while (frame := leg.read_frame()) is not None:
@@ -103,7 +107,7 @@ class MediaPump:
                     self.send(target, frame, now)
             self.play_ahead(leg, now)
         for page in list(self._pages.values()):
-            heard_by = self._peer(page.id)
+            heard_by = None if page.id in self.held else self._peer(page.id)
             suppressor = self.secure.get(page.id)
             while (frame := page.read_frame()) is not None:
                 if suppressor is not None:

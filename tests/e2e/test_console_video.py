@@ -277,7 +277,7 @@ async def test_the_customer_turns_video_on_mid_call_and_both_pages_decode_the_ot
             await tab.emulate_media(color_scheme=scheme)
             assert await low_contrast(tab) == [], scheme
     await console.get_by_role("button", name="Mute").focus()
-    assert await tab_order(console, 3) == ["video-button", "hangup", "chat-input"]
+    assert await tab_order(console, 4) == ["hold", "video-button", "hangup", "chat-input"]
 
     await _hang_up(console, customer)
     assert await ended_contact(db, contact["contact"]) == "agent_hangup"

@@ -18,6 +18,7 @@ import json
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 
 from tests.integration.sip.test_agent_bridge import Server
@@ -32,9 +33,17 @@ RED = (200, 30, 30)
 BLUE = (30, 30, 200)
 
 
-def _heard(page: Browser) -> float:
+def _heard(page: Browser, seconds: float = 1.0) -> float:
     rate = page.recorder.frames[-1].sample_rate
-    return dominant_frequency(page.recorder.mono()[-rate:], rate)
+    return dominant_frequency(page.recorder.mono()[-int(rate * seconds) :], rate)
+
+
+def _level(page: Browser, first_frame: int) -> float:
+    """RMS of the last half second heard, from ``first_frame`` on."""
+    rate = page.recorder.frames[-1].sample_rate
+    frames = page.recorder.frames[first_frame:]
+    samples = np.concatenate([f.to_ndarray().reshape(-1) for f in frames])[-rate // 2 :]
+    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
 
 
 def _near(colour: tuple[int, int, int] | None, expected: tuple[int, int, int]) -> bool:
@@ -77,6 +86,26 @@ async def test_a_console_agent_takes_the_contact_in_the_browser_with_voice_then_
         await _until(page, "state", state="connected", agent="Ada Agent")
         await asyncio.sleep(1.5)
         assert abs(_heard(browser) - 1500.0) <= 20.0
+        assert abs(_heard(agent_peer) - 1000.0) <= 20.0
+        # Hold: the customer hears the hold beep, the agent nothing of the customer.
+        page_from = len(browser.recorder.frames)
+        await console.send_json({"type": "hold", "contact": contact, "on": True})
+        assert await _until(console, "hold") == {"type": "hold", "contact": contact, "on": True}
+        await _until(page, "state", state="on_hold")
+        heard_from = len(agent_peer.recorder.frames)
+        await asyncio.sleep(1.0)
+        assert _level(agent_peer, heard_from) < 100  # silence, not the customer's 1 kHz
+        held = np.concatenate(
+            [
+                f.to_ndarray().reshape(-1, len(f.layout.channels))[:, 0]
+                for f in browser.recorder.frames[page_from:]
+            ]
+        )
+        rate = browser.recorder.frames[-1].sample_rate
+        assert abs(dominant_frequency(held.astype(np.int16), rate) - 440.0) <= 20.0  # the beep
+        await console.send_json({"type": "hold", "contact": contact, "on": False})
+        await _until(page, "state", state="connected")
+        await asyncio.sleep(1.0)
         assert abs(_heard(agent_peer) - 1000.0) <= 20.0
         # Keypad digits are for phones; a console agent's call refuses them by name.
         await page.send_str(json.dumps({"type": "digit", "digit": "5"}))
