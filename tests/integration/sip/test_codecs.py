@@ -39,6 +39,7 @@ from tests.integration.sip.worker_peers import (
     Control,
     RtpSink,
     SippRun,
+    free_media_base,
     free_udp_port,
     rtp_packet,
     short_dir,
@@ -141,7 +142,7 @@ async def sipp_call(
     args = [
         *(SIPP, "-sf", str(SCENARIOS / scenario), f"127.0.0.1:{port}"),
         *("-s", "echo", "-i", "127.0.0.1", "-p", str(free_udp_port())),
-        *("-mp", str(free_udp_port()), "-m", "1", "-l", "1", "-d", str(pause_ms)),
+        *("-mp", str(free_media_base()), "-m", "1", "-l", "1", "-d", str(pause_ms)),
         *("-key", "offer", offer, "-key", "attribute", attribute),
         *("-key", "rtp_sink", str(rtp_sink), "-nostdin", "-timeout", f"{int(timeout)}s"),
         *("-trace_msg", "-message_file", str(trace)),

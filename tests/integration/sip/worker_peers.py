@@ -38,6 +38,25 @@ def free_udp_port() -> int:
         return port
 
 
+def free_media_base() -> int:
+    """A base for sipp's ``-mp``: sipp binds its audio RTP there and its video RTP two
+    above (CI saw the second taken), so all four ports from it are probed free."""
+    while True:
+        base = free_udp_port()
+        if base > 65531:
+            continue
+        probes = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(4)]
+        try:
+            for offset, probe in enumerate(probes):
+                probe.bind(("127.0.0.1", base + offset))
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+        return base
+
+
 def short_dir() -> Path:
     """A fresh directory with a short path (Unix socket paths are limited to 107 bytes)."""
     return Path(tempfile.mkdtemp(prefix="al-sip-", dir="/tmp"))
@@ -171,7 +190,7 @@ async def run_sipp(
     args = [
         *(SIPP, "-sf", str(SCENARIOS / scenario), f"127.0.0.1:{target_port}"),
         *("-s", service, "-i", "127.0.0.1", "-p", str(free_udp_port())),
-        *("-mp", str(free_udp_port()), "-m", str(calls), "-l", str(calls), "-r", "50"),
+        *("-mp", str(free_media_base()), "-m", str(calls), "-l", str(calls), "-r", "50"),
         *("-d", str(pause_ms), "-nostdin", "-timeout", f"{int(timeout)}s"),
         *("-trace_err", "-error_file", str(errors)),
     ]
