@@ -22,7 +22,7 @@ from aiohttp import web
 
 from assistline.signalling.api_keys import API_KEY_PROBLEMS, require_api_key
 from assistline.signalling.contact_request import ContactRequestError
-from assistline.signalling.contacts import _read_json, _request_problem
+from assistline.signalling.contacts import read_json_body, request_problem
 from assistline.signalling.keys import DATABASE_KEY
 from assistline.signalling.openapi import API_KEY, Operation, json_content, problem
 from assistline.signalling.problems import HttpProblem
@@ -134,9 +134,9 @@ async def put_account(request: web.Request) -> web.StreamResponse:
     require_api_key(request)
     number = request.match_info["number"]
     try:
-        account = parse_account(number, await _read_json(request))
+        account = parse_account(number, await read_json_body(request))
     except ContactRequestError as error:
-        raise _request_problem(error) from None
+        raise request_problem(error) from None
     pool = request.app[DATABASE_KEY].pool
     detail = {"request_id": request.get(REQUEST_ID_KEY)}
     async with pool.acquire() as connection, connection.transaction():

@@ -193,7 +193,8 @@ def public_base_url(request: web.Request) -> str:
     return console_base_url(http)
 
 
-async def _read_json(request: web.Request, *, optional: bool = False) -> Any:
+async def read_json_body(request: web.Request, *, optional: bool = False) -> Any:
+    """The request's JSON body: at most MAX_BODY_BYTES (413), JSON typed (415), valid (400)."""
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
         raise ContactRequestError(
@@ -220,7 +221,8 @@ async def _read_json(request: web.Request, *, optional: bool = False) -> Any:
     return decode_body(bytes(body))
 
 
-def _request_problem(error: ContactRequestError) -> HttpProblem:
+def request_problem(error: ContactRequestError) -> HttpProblem:
+    """The problem document for a refused request body, naming its fields."""
     if error.fields:
         return HttpProblem(error.status, error.kind, str(error), fields=list(error.fields))
     return HttpProblem(error.status, error.kind, str(error))
@@ -242,9 +244,9 @@ async def post_contact(request: web.Request) -> web.StreamResponse:
     """Create a contact for the business backend; answer its join link."""
     require_api_key(request)
     try:
-        contact = parse_new_contact(await _read_json(request))
+        contact = parse_new_contact(await read_json_body(request))
     except ContactRequestError as error:
-        raise _request_problem(error) from None
+        raise request_problem(error) from None
     settings = request.app[SETTINGS_KEY]
     created = await create_contact(
         request.app[DATABASE_KEY].pool,
@@ -263,10 +265,10 @@ async def post_demo_contact(request: web.Request) -> web.StreamResponse:
     if not settings.http.demo:
         raise HttpProblem(404, "not-found", f"no resource at {request.path}")
     try:
-        data = refuse_unknown(await _read_json(request, optional=True), frozenset(("media",)))
+        data = refuse_unknown(await read_json_body(request, optional=True), frozenset(("media",)))
         contact = demo_contact(parse_media(data))
     except ContactRequestError as error:
-        raise _request_problem(error) from None
+        raise request_problem(error) from None
     client = request.remote or "unknown"
     try:
         created = await create_contact(
