@@ -234,7 +234,13 @@ async def test_pause_and_resume_through_the_api_leave_a_silent_span(
         assert (result.successful, result.failed) == (1, 0), result.errors
         await agent.wait_event("CALL_CLOSED")
 
-    # The call is over: it is unknown now.
+    # The call is over: it is unknown now (once the agent's leg has reported its
+    # end too, a moment after the phone saw the BYE).
+    async with asyncio.timeout(5):
+        while True:
+            if not await server.calls():
+                break
+            await asyncio.sleep(0.05)
     status, body = await server.post(f"{base}/pause")
     assert (status, body["type"]) == (404, "urn:assistline:problem:call-not-found")
     recording = await server.finished_recording(call["recording"]["id"])
