@@ -254,6 +254,16 @@ class SipLeg:
         #: True once a digit came out of band (RFC 4733 or SIP INFO).
         self.out_of_band_dtmf = False
         self.on_ended: Callable[[SipLeg], None] | None = None
+        #: Called on the event loop when the leg's frames start or stop passing
+        #: through Python (a FramePort joins or leaves the bridge).
+        self.on_media_path: Callable[[], None] | None = None
+        #: A leg hung up when this one ends (``place_call``'s connect_to).
+        self.ends_with: SipLeg | None = None
+        #: A placed leg's ringing caller, connected to it on answer, and the
+        #: recording path asked for them ("" for none).
+        self.connect_to: SipLeg | None = None
+        self.record_path = ""
+        self._hanging_up = False
         #: The leg this one is bridged to inside pjmedia (see sip/conference.py).
         self.direct_peer: SipLeg | None = None
         #: What the current audio stream had received when last reported (sip/quality.py).
@@ -297,6 +307,7 @@ class SipLeg:
         param.statusCode = status
         if reason:
             param.reason = reason
+        self._hanging_up = True  # its frames need no FramePort any more
         call.hangup(param)
 
     def pj_send_dtmf(self, digits: str) -> None:
@@ -338,6 +349,12 @@ class SipLeg:
             self._emit(protocol.CallEnded(self.id, self.status, self.reason))
             if self.on_ended is not None:
                 self.on_ended(self)
+            partner, self.ends_with = self.ends_with, None
+            if partner is not None and partner.ends_with is self:
+                partner.ends_with = None
+            if partner is not None and not partner.ended:
+                partner.direct_peer = None
+                partner.pj_hangup(200 if partner._answered else 487)
             self._retire_port()
             self._pjt.release(call)
 
@@ -396,6 +413,12 @@ class SipLeg:
         except pj.Error:
             return None
 
+    def pj_connect_on_answer(self, caller: SipLeg, record_path: str) -> None:
+        """Arrange, before the INVITE: on answer this leg and ``caller`` meet in pjmedia."""
+        self.connect_to, self.record_path = caller, record_path
+        self.direct_peer, caller.direct_peer = caller, self
+        caller.ends_with = self  # a caller that hangs up cancels this leg
+
     def pj_go_direct(self, peer: SipLeg) -> None:
         """Carry this leg's audio to and from ``peer`` inside pjmedia, not through Python."""
         self.direct_peer = peer
@@ -424,12 +447,15 @@ class SipLeg:
             audio.startTransmit(peer_audio)
             peer_audio.startTransmit(audio)
             return
+        if peer is not None or self._hanging_up:
+            return  # the peer's media will connect both; a leg going needs none
         port = self._port_ref()
         if port is None:
             port = self._pjt.hold(FramePort())
             port.create(f"leg-{next(_port_names)}")
             self._port_ref = weakref.ref(port)
             self._received, self._to_send = port.received, port.to_send
+            self._media_path_changed()
         audio.startTransmit(port)
         port.startTransmit(audio)
 
@@ -482,6 +508,11 @@ class SipLeg:
             port.to_send = collections.deque(maxlen=RING_FRAMES)
             self._received, self._to_send = collections.deque(), collections.deque()
             self._pjt.retire(port)
+            self._media_path_changed()
+
+    def _media_path_changed(self) -> None:
+        if self.on_media_path is not None:
+            self._pjt.emit(self.on_media_path)
 
     def _on_digit(self, digit: str, method: int) -> None:
         self.out_of_band_dtmf = True
@@ -508,6 +539,11 @@ class SipLeg:
         if self.out_of_band_dtmf:
             return []
         return [event.digit for event in events]
+
+    @property
+    def through_python(self) -> bool:
+        """Whether the leg's frames pass through Python (its FramePort is in the bridge)."""
+        return self._to_send.maxlen is not None
 
     def queued(self) -> int:
         """Frames waiting to be sent to the call."""

@@ -9,7 +9,8 @@ typo never passes silently). This module holds the messages;
 fed in any chunking, back into messages, raising :class:`ProtocolError`
 naming what was wrong.
 
-Version :data:`VERSION` = 1. The worker's first line is ``hello``; the
+Version :data:`VERSION` = 2 (2 added ``place_call``'s connect_to and
+record, and ``connected``). The worker's first line is ``hello``; the
 control process closes the connection when the version is not its own.
 
 Worker → control, once:
@@ -23,7 +24,15 @@ carrying the same ``id``:
 - ``answer`` id, leg
 - ``reject`` id, leg, status (SIP 4xx–6xx), reason
 - ``place_call`` id, destination (SIP URI), caller_id (SIP URI), headers
-  (list of [name, value]); the ``result`` carries the new leg id
+  (list of [name, value]); the ``result`` carries the new leg id. With
+  connect_to (a ringing caller's leg on this worker; "" for none) the
+  worker connects the two itself, without a round trip per step: when the
+  new leg answers, the caller is answered and bridged to it and, with
+  record (a path, as ``record`` takes; "" for none), recorded; then the
+  ``connected`` event comes. From then on, when either leg ends the worker
+  hangs up the other; before, a caller that ends cancels the new leg (an
+  unanswered new leg leaves the caller to the control process). 404 when
+  the caller has ended already (no INVITE is sent)
 - ``play`` id, leg, file (path of a mono 16-bit WAV file at 8 or 16 kHz,
   played once) or tone (a call-progress tone name from
   :data:`assistline.media.tones.CALL_PROGRESS_TONES`, played until the next
@@ -102,6 +111,10 @@ Worker → control events:
 - ``incoming_call`` leg, from_uri, to_uri, headers (list of [name, value];
   the ``X-`` headers of the INVITE)
 - ``ringing`` leg; ``answered`` leg
+- ``connected`` leg, peer, recording: a ``place_call`` leg with connect_to
+  answered, and the worker answered its caller (``peer``) and bridged the
+  two; recording says whether the asked recording runs (false when none
+  was asked, or it failed: the worker logs why)
 - ``played`` leg: a ``play`` of a file has handed its last frame to the leg
   (60 ms before it is heard); not sent for a tone, nor for a prompt ended
   by ``stop_play``, a later ``play`` or ``bridge``
@@ -138,8 +151,77 @@ import typing
 from typing import Any, ClassVar, Literal
 
 from assistline.errors import AssistlineError
+from assistline.sip.protocol_commands import (  # re-exported: callers name protocol.X
+    Answer as Answer,
+)
+from assistline.sip.protocol_commands import (
+    Bridge as Bridge,
+)
+from assistline.sip.protocol_commands import (
+    CollectDigits as CollectDigits,
+)
+from assistline.sip.protocol_commands import (
+    Command as Command,
+)
+from assistline.sip.protocol_commands import (
+    Hangup as Hangup,
+)
+from assistline.sip.protocol_commands import (
+    Headers as Headers,
+)
+from assistline.sip.protocol_commands import (
+    HoldLeg as HoldLeg,
+)
+from assistline.sip.protocol_commands import (
+    IceServers as IceServers,
+)
+from assistline.sip.protocol_commands import (
+    PauseRecording as PauseRecording,
+)
+from assistline.sip.protocol_commands import (
+    PlaceCall as PlaceCall,
+)
+from assistline.sip.protocol_commands import (
+    Play as Play,
+)
+from assistline.sip.protocol_commands import (
+    Record as Record,
+)
+from assistline.sip.protocol_commands import (
+    Reject as Reject,
+)
+from assistline.sip.protocol_commands import (
+    ResumeRecording as ResumeRecording,
+)
+from assistline.sip.protocol_commands import (
+    SecureEnd as SecureEnd,
+)
+from assistline.sip.protocol_commands import (
+    SecureStart as SecureStart,
+)
+from assistline.sip.protocol_commands import (
+    SendDtmf as SendDtmf,
+)
+from assistline.sip.protocol_commands import (
+    Stop as Stop,
+)
+from assistline.sip.protocol_commands import (
+    StopPlay as StopPlay,
+)
+from assistline.sip.protocol_commands import (
+    Trunk as Trunk,
+)
+from assistline.sip.protocol_commands import (
+    WebRtcCandidate as WebRtcCandidate,
+)
+from assistline.sip.protocol_commands import (
+    WebRtcOffer as WebRtcOffer,
+)
+from assistline.sip.protocol_commands import (
+    WebRtcRenegotiate as WebRtcRenegotiate,
+)
 
-VERSION = 1
+VERSION = 2
 #: Call slots a caller takes in its worker: its own leg and the agent leg the
 #: control process places from the same worker to bridge it to. A worker
 #: refuses an incoming call with "503 Worker Full" when fewer are free.
@@ -147,9 +229,6 @@ SLOTS_PER_CALL = 2
 #: Longest line accepted, terminator included; longer is a protocol error.
 MAX_LINE = 65_536
 
-Headers = tuple[tuple[str, str], ...]
-#: A WebRTC leg's ICE servers: (url, username, credential), "" where none.
-IceServers = tuple[tuple[str, str, str], ...]
 DtmfMethod = Literal["rfc4733", "info", "inband"]
 CollectOutcome = Literal["max_digits", "terminator", "timeout", "no_input", "hangup"]
 
@@ -169,249 +248,6 @@ class Hello:
     sip_port: int
     capacity: int
 
-
-# ----------------------------------------------------------------- commands
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Answer:
-    """Answer an incoming call with 200 OK."""
-
-    TYPE: ClassVar[str] = "answer"
-    id: int
-    leg: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Reject:
-    """Refuse an incoming call with a SIP error status."""
-
-    TYPE: ClassVar[str] = "reject"
-    id: int
-    leg: str
-    status: int
-    reason: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PlaceCall:
-    """Send an INVITE; the result names the new leg."""
-
-    TYPE: ClassVar[str] = "place_call"
-    id: int
-    destination: str
-    caller_id: str
-    headers: Headers = ()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Play:
-    """Play a WAV file or a named tone to a leg."""
-
-    TYPE: ClassVar[str] = "play"
-    id: int
-    leg: str
-    file: str | None = None
-    tone: str | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class StopPlay:
-    """Stop what is playing to a leg (barge-in)."""
-
-    TYPE: ClassVar[str] = "stop_play"
-    id: int
-    leg: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CollectDigits:
-    """Gather keypad digits on a leg (digits still come as ``digit`` events)."""
-
-    TYPE: ClassVar[str] = "collect_digits"
-    id: int
-    leg: str
-    min_digits: int
-    max_digits: int
-    terminator: str
-    first_timeout_ms: int
-    inter_digit_timeout_ms: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Bridge:
-    """Connect two legs so each hears the other."""
-
-    TYPE: ClassVar[str] = "bridge"
-    id: int
-    leg_a: str
-    leg_b: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Record:
-    """Start recording a leg (and whatever it is bridged to) to ``path``."""
-
-    TYPE: ClassVar[str] = "record"
-    id: int
-    leg: str
-    path: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PauseRecording:
-    """Pause a leg's recording (secure capture)."""
-
-    TYPE: ClassVar[str] = "pause_recording"
-    id: int
-    leg: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ResumeRecording:
-    """Resume a paused recording."""
-
-    TYPE: ClassVar[str] = "resume_recording"
-    id: int
-    leg: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SecureStart:
-    """Card data may come from this leg: pause recordings, suppress its tones toward its peer."""
-
-    TYPE: ClassVar[str] = "secure_start"
-    id: int
-    leg: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class HoldLeg:
-    """Put a bridged leg on hold (it hears the hold tone, its peer hears nothing of it)."""
-
-    TYPE: ClassVar[str] = "hold_leg"
-    id: int
-    leg: str
-    on: bool
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SecureEnd:
-    """The secure window of this leg is over: resume what ``secure_start`` paused."""
-
-    TYPE: ClassVar[str] = "secure_end"
-    id: int
-    leg: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Hangup:
-    """End a call; ``cause`` is the SIP status sent when it is not yet answered."""
-
-    TYPE: ClassVar[str] = "hangup"
-    id: int
-    leg: str
-    cause: int = 603
-
-
-@dataclasses.dataclass(frozen=True, slots=True, repr=False)
-class SendDtmf:
-    """Send keypad digits on a leg (RFC 4733)."""
-
-    TYPE: ClassVar[str] = "send_dtmf"
-    id: int
-    leg: str
-    digits: str
-
-    def __repr__(self) -> str:
-        return f"SendDtmf(id={self.id}, leg={self.leg!r}, digits=<{len(self.digits)} masked>)"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Stop:
-    """Hang up everything and exit."""
-
-    TYPE: ClassVar[str] = "stop"
-    id: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True, repr=False)
-class Trunk:
-    """Set up the SIP trunk account: calls through it, and registration if asked."""
-
-    TYPE: ClassVar[str] = "trunk"
-    id: int
-    address: str
-    username: str
-    password: str
-    proxy: str = ""
-    contact: str = ""
-    register_expiry: int = 0
-
-    def __repr__(self) -> str:
-        return (
-            f"Trunk(id={self.id}, address={self.address!r}, username={self.username!r}, "
-            f"password=<masked>, proxy={self.proxy!r}, contact={self.contact!r}, "
-            f"register_expiry={self.register_expiry})"
-        )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class WebRtcOffer:
-    """Create a WebRTC leg answering a page's offer."""
-
-    TYPE: ClassVar[str] = "webrtc_offer"
-    id: int
-    contact: str
-    sdp: str
-    ice_servers: IceServers = ()
-    role: Literal["customer", "agent"] = "customer"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class WebRtcRenegotiate:
-    """Answer a new offer from a WebRTC leg's page (video added mid-call)."""
-
-    TYPE: ClassVar[str] = "webrtc_renegotiate"
-    id: int
-    leg: str
-    sdp: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class WebRtcCandidate:
-    """A candidate a WebRTC leg's page trickled ("" ends them)."""
-
-    TYPE: ClassVar[str] = "webrtc_candidate"
-    id: int
-    leg: str
-    candidate: str
-    sdp_mid: str | None = None
-    sdp_mline_index: int | None = None
-
-
-Command = (
-    Answer
-    | Reject
-    | PlaceCall
-    | Play
-    | StopPlay
-    | CollectDigits
-    | Bridge
-    | Record
-    | PauseRecording
-    | ResumeRecording
-    | SecureStart
-    | SecureEnd
-    | HoldLeg
-    | Hangup
-    | SendDtmf
-    | Stop
-    | Trunk
-    | WebRtcOffer
-    | WebRtcRenegotiate
-    | WebRtcCandidate
-)
 
 # ------------------------------------------------------------------- events
 
@@ -469,6 +305,16 @@ class Answered:
 
     TYPE: ClassVar[str] = "answered"
     leg: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Connected:
+    """A placed leg answered and the worker connected it to its ``connect_to`` caller."""
+
+    TYPE: ClassVar[str] = "connected"
+    leg: str
+    peer: str
+    recording: bool
 
 
 @dataclasses.dataclass(frozen=True, slots=True, repr=False)
@@ -556,6 +402,7 @@ Event = (
     | IncomingCall
     | Ringing
     | Answered
+    | Connected
     | Played
     | Digit
     | DigitsCollected

@@ -82,7 +82,7 @@ def caller_status(agent_status: int, timed_out: bool) -> tuple[int, str]:
     if timed_out:
         return 480, "Temporarily Unavailable"
     if agent_status in (486, 600, 603):
-        return 486, "Busy Here"
+        return 486, "Agent Busy"  # the edge takes a worker's "Busy Here" as "full"
     if agent_status == 404:
         return 404, "Not Found"
     return 480, "Temporarily Unavailable"
@@ -261,7 +261,7 @@ def _caller_gone(call: AgentCall) -> bool:
     return call.caller_ended
 
 
-_LEG_EVENTS = (protocol.Ringing, protocol.Answered, protocol.CallEnded)
+_LEG_EVENTS = (protocol.Ringing, protocol.Answered, protocol.Connected, protocol.CallEnded)
 _Key = tuple[str, str]
 
 
@@ -346,10 +346,11 @@ class AgentCalls:
             else:
                 self._agent_ended(call, event.status)
         elif isinstance(event, protocol.Answered) and not caller:
-            if call.state is CallState.RINGING:
+            if call.state is CallState.RINGING:  # the worker answers the caller and bridges
                 self._cancel_timer(call)
                 call.state = CallState.CONNECTING
-                _ = self._tasks.spawn(f"connect {call.id}", self._connect(call))
+        elif isinstance(event, protocol.Connected) and not caller:
+            self._connected(call, event.recording)
 
     def _caller_ended(self, call: AgentCall) -> None:
         call.caller_ended = True
@@ -362,8 +363,7 @@ class AgentCalls:
         ):
             recording.state = RecordingState.STOPPED
             self.recordings.ended(recording.id, recording.path)
-        if call.agent_leg and not call.agent_ended:
-            self._spawn_hangup(call, call.agent_leg, 487)
+        # Its worker hangs up the agent leg with it (place_call's connect_to).
         self._forget_if_done(call)
 
     def _agent_ended(self, call: AgentCall, status: int) -> None:
@@ -375,8 +375,9 @@ class AgentCalls:
                 code, reason = caller_status(status, call.timed_out)
                 logger.info("call %s: agent leg ended %d; caller refused %d", call.id, status, code)
                 _ = self._tasks.spawn(f"refuse {call.caller_leg}", self._reject(call, code, reason))
-            else:
+            elif call.state is CallState.CONNECTING:  # answered, ended before the bridge
                 self._spawn_hangup(call, call.caller_leg, 480)
+            # Connected: its worker hangs up the caller with it.
         self._forget_if_done(call)
 
     def _forget_if_done(self, call: AgentCall) -> None:
@@ -409,11 +410,16 @@ class AgentCalls:
             (SCREEN_POP_HEADER, self._console_url(call.id)),
         )
         worker = call.worker
+        # The worker answers the caller, bridges and records when the agent answers.
+        path = str(self._dir / f"{call.id}.wav") if self._record else ""
         call.placing = True
         self._placing[worker] += 1
         try:
             result = await self._commands.command(
-                worker, lambda request: protocol.PlaceCall(request, destination, identity, headers)
+                worker,
+                lambda request: protocol.PlaceCall(
+                    request, destination, identity, headers, call.caller_leg, path
+                ),
             )
         except (WorkerCommandError, WorkerDiedError, TimeoutError) as error:
             logger.warning("call %s: calling agent %s failed: %s", call.id, agent.id, error)
@@ -430,9 +436,8 @@ class AgentCalls:
         self._legs[(worker, result.leg)] = call
         self._records.placed(worker, result.leg, destination)
         logger.info("call %s: ringing agent %s on leg %s", call.id, agent.id, result.leg)
-        if _caller_gone(call):  # it may have ended while the agent's leg was being placed
-            self._spawn_hangup(call, result.leg, 487)
-        else:
+        # A caller that ended meanwhile has its worker cancel the agent leg.
+        if not _caller_gone(call):
             call.timer = asyncio.get_running_loop().call_later(
                 self._answer_timeout, self._no_answer, call
             )
@@ -461,35 +466,20 @@ class AgentCalls:
             call.timer.cancel()
             call.timer = None
 
-    async def _connect(self, call: AgentCall) -> None:
-        worker, caller, agent = call.worker, call.caller_leg, call.agent_leg
-        try:
-            await self._commands.command(worker, lambda r: protocol.Answer(r, caller))
-            await self._commands.command(worker, lambda r: protocol.Bridge(r, caller, agent))
-        except (WorkerCommandError, WorkerDiedError, TimeoutError) as error:
-            logger.warning("call %s: connecting the legs failed: %s", call.id, error)
-            for leg, ended in ((caller, call.caller_ended), (agent, call.agent_ended)):
-                if not ended:
-                    await self._hangup(call, leg, 480)
-            return
+    def _connected(self, call: AgentCall, recording_runs: bool) -> None:
+        """The worker answered the caller and bridged the agent leg (and recorded)."""
         call.state = CallState.CONNECTED
         call.connected_at = _now()
-        logger.info("call %s: caller %s bridged to agent leg %s", call.id, caller, agent)
-        if self._record:
-            await self._start_recording(call)
-
-    async def _start_recording(self, call: AgentCall) -> None:
+        logger.info(
+            "call %s: caller %s bridged to agent leg %s", call.id, call.caller_leg, call.agent_leg
+        )
+        if not self._record:
+            return
         recording = CallRecording(uuid.uuid4(), self._dir / f"{call.id}.wav")
         call.recording = recording
-        path = str(recording.path)
-        try:
-            await self._commands.command(
-                call.worker, lambda r: protocol.Record(r, call.caller_leg, path)
-            )
-        except (WorkerCommandError, WorkerDiedError, TimeoutError) as error:
+        if not recording_runs:
             recording.state = RecordingState.FAILED
-            if not call.caller_ended:
-                logger.error("call %s is not recorded: %s", call.id, error)
+            logger.error("call %s is not recorded (the worker logged why)", call.id)
             return
         assert call.agent is not None
         self.recordings.started(
@@ -505,7 +495,7 @@ class AgentCalls:
             )
         )
         recording.state = RecordingState.RECORDING
-        if call.caller_ended:  # it ended while the record command was answered
+        if call.caller_ended:  # its hang-up came before the worker said connected
             recording.state = RecordingState.STOPPED
             self.recordings.ended(recording.id, recording.path)
 

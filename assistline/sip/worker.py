@@ -27,7 +27,10 @@ peer (the pump's suppressors), a pjmedia-bridged pair moved to Python.
 ``bridge`` connects two legs inside pjmedia's conference bridge instead
 (:mod:`assistline.sip.conference`: no frame crosses into Python, measured
 ~4 % of a core per bridged call the other way), unless one of them is
-already recorded through Python; with no leg in Python the task sleeps.
+already recorded through Python; with no leg's frames in Python (none has a
+FramePort: ringing legs have none) the task sleeps. Bridges, hold, secure
+capture and ``place_call``'s connect-on-answer are
+:mod:`assistline.sip.worker_bridges`.
 A customer's WebRTC leg (``webrtc_offer``, :mod:`assistline.sip.worker_webrtc`)
 is bridged to a SIP leg through that task too.
 ``collect_digits`` gathers a leg's digits (:mod:`assistline.sip.digits`)
@@ -58,7 +61,6 @@ from typing import Any
 
 import pjsua2 as pj
 
-from assistline.media.dtmf_suppression import DtmfSuppressor
 from assistline.sip import protocol, protocol_wire
 from assistline.sip.digits import CollectError, DigitCollections
 from assistline.sip.leg import SipLeg
@@ -74,6 +76,7 @@ from assistline.sip.quality import DEFAULT_INTERVAL, report_quality
 from assistline.sip.rtp_timeout import DEFAULT_TIMEOUT, watch_rtp
 from assistline.sip.sipmsg import ECHO_USER, codec_priorities, sip_user, x_headers
 from assistline.sip.trunk import TrunkAccounts, TrunkSetupError
+from assistline.sip.worker_bridges import WorkerBridges
 from assistline.sip.worker_media import CommandError, playing
 from assistline.sip.worker_pump import MediaPump
 from assistline.sip.worker_recording import WorkerRecordings
@@ -186,8 +189,21 @@ class MediaWorker:
             self._event,
         )
         self._playing = self.pump.playing  # leg id -> frames to play
-        # Legs in secure capture -> recordings secure_start paused (to resume at its end).
-        self._secure_paused: dict[str, list[str]] = {}
+        self.bridges = WorkerBridges(
+            self.pjt,
+            self.legs,
+            self.webrtc,
+            self.pump,
+            self._recordings,
+            bridged=self._bridged,
+            direct=self._direct,
+            echo=self._echo,
+            awaiting_agent=self._awaiting_agent,
+            media_changed=self._update_python_media,
+            send=self._send,
+            finish=self._finish,
+            pj_call=self._pj_call,
+        )
         self._python_media = asyncio.Event()  # set while any leg's frames pass through Python
         self._finishing: set[asyncio.Task[None]] = set()
         self._writer: asyncio.StreamWriter | None = None
@@ -234,6 +250,7 @@ class MediaWorker:
         if not echo:
             self._awaiting_agent.add(leg.id)
         leg.on_ended = self._pj_ended
+        leg.on_media_path = self._update_python_media
         headers = x_headers(str(prm.rdata.wholeMsg))
         self.pjt.emit(self._adopt, leg, echo)
         self.pjt.emit(self._event, protocol.IncomingCall(leg.id, from_uri, to_uri, headers))
@@ -255,17 +272,26 @@ class MediaWorker:
         self._active.discard(leg.id)
         self._awaiting_agent.discard(leg.id)
 
-    def _pj_place_call(self, command: protocol.PlaceCall) -> str:
-        if self._awaiting_agent:
+    def _pj_place_call(self, command: protocol.PlaceCall, caller: SipLeg | None) -> str:
+        if caller is not None and caller.ended:
+            raise CommandError(404, f"leg {caller.id} has ended")
+        if caller is not None and caller.id in self._awaiting_agent:
+            self._awaiting_agent.discard(caller.id)  # the slot it reserved is used now
+        elif self._awaiting_agent:
             self._awaiting_agent.pop()  # a caller's reserved slot is used now
         elif max(len(self._active), pjsua_call_slots()) >= self.capacity:
             raise CommandError(503, "worker full")
         leg = SipLeg(self.pjt, f"{self.id}-{next(self._numbers)}", self._event)
+        leg.on_media_path = self._update_python_media
+        if caller is not None:
+            leg.pj_connect_on_answer(caller, command.record)
         headers = command.headers
         account = self.trunk.pj_account_for(command.destination) or self._account
         try:
             leg.pj_make_call(account, command.destination, headers, command.caller_id)
         except pj.Error as error:
+            if caller is not None:
+                caller.direct_peer = caller.ends_with = None
             # pjsua frees an ended call's slot a little after its hang-up
             # event (seen under churn of 50 short calls/s): full, not broken.
             if getattr(error, "status", 0) == PJ_ETOOMANY:
@@ -283,33 +309,25 @@ class MediaWorker:
             self.legs[leg.id] = leg
             if echo:
                 self._echo.add(leg.id)
-            self._python_media.set()
+            self.bridges.adopted(leg)
+            self._update_python_media()
 
     def _event(self, event: protocol.Event) -> None:
         if isinstance(event, protocol.Digit):
             self._send(event)
             self._collections.digit(event.leg, event.digit)
             return
+        if isinstance(event, protocol.Answered) and event.leg in self.bridges.links:
+            self._finish(self.bridges.connect(event.leg))
         if isinstance(event, protocol.CallEnded):
             self.legs.pop(event.leg, None)
             self._echo.discard(event.leg)
             self._playing.pop(event.leg, None)
-            self.pump.secure.pop(event.leg, None)
-            self.pump.held.discard(event.leg)
-            self._secure_paused.pop(event.leg, None)
             self._recordings.stop(event.leg)
             self._collections.ended(event.leg)
-            other = self._bridged.pop(event.leg, None)
-            if other is not None:
-                self._bridged.pop(other, None)
-            self._direct.discard(event.leg)
+            self.bridges.ended(event.leg)
             if event.leg not in self._active:  # a WebRTC leg: the slot it kept is free
                 self._finish(self._pj_call(lambda: self._awaiting_agent.discard(event.leg)))
-            if other is not None and other in self._direct:
-                self._direct.discard(other)
-                peer = self.legs.get(other)
-                if peer is not None:
-                    self._finish(self._pj_call(peer.pj_go_python))
             # Every ending may leave no leg in Python: the media loop sleeps then.
             self._update_python_media()
             # The leg's hangup event follows its complete recording.
@@ -329,8 +347,9 @@ class MediaWorker:
             logger.warning("media change failed: %s", pj_error_text(error))
 
     def _update_python_media(self) -> None:
-        python = any(leg not in self._direct for leg in self.legs)
-        if self._recordings.paired or self.webrtc.legs or python:
+        # A leg without a FramePort (ringing, or bridged in pjmedia) gives the task nothing.
+        python = any(leg.through_python for leg in self.legs.values())
+        if self._recordings.paired or self.webrtc.legs or self._playing or python:
             self._python_media.set()
         else:
             self._python_media.clear()
@@ -392,12 +411,17 @@ class MediaWorker:
             await asyncio.sleep(HEALTH_INTERVAL)
 
     async def _place_call(self, command: protocol.PlaceCall) -> str:
+        caller = None
+        if command.connect_to:
+            caller = self._leg(command.connect_to)
+            if caller.id in self._bridged or caller.id in self.bridges.links.values():
+                raise CommandError(409, f"leg {caller.id} is bridged or connecting already")
         # pjsua frees an ended call's slot a moment after its hang-up event:
         # wait up to RELEASE_WAIT for it rather than refuse the caller's agent.
         deadline = asyncio.get_running_loop().time() + RELEASE_WAIT
         while True:
             try:
-                return await self.pjt.run(lambda: self._pj_place_call(command))
+                return await self.pjt.run(lambda: self._pj_place_call(command, caller))
             except CommandError as error:
                 if error.code != 503 or asyncio.get_running_loop().time() > deadline:
                     raise
@@ -430,56 +454,6 @@ class MediaWorker:
             return protocol.Error(command_id, 500, pj_error_text(error))
         return protocol.Result(command_id, leg_id)
 
-    async def _bridge_webrtc(self, leg_a: str, leg_b: str) -> None:
-        """A WebRTC leg and a SIP or WebRTC leg hear each other through the 10 ms media task."""
-        customer_id, agent_id = (leg_a, leg_b) if leg_a in self.webrtc.legs else (leg_b, leg_a)
-        if agent_id in self.webrtc.legs:  # an agent's browser console
-            if customer_id == agent_id or {customer_id, agent_id} & self._bridged.keys():
-                raise CommandError(409, "a leg is bridged to one other leg at most")
-            self._playing.pop(agent_id, None)
-            self._playing.pop(customer_id, None)
-            self._bridged[customer_id], self._bridged[agent_id] = agent_id, customer_id
-            self.webrtc.bridge_video(customer_id, agent_id)
-            return
-        agent = self._leg(agent_id)
-        if customer_id in self._bridged or agent.id in self._bridged:
-            raise CommandError(409, "a leg is bridged to one other leg at most")
-        if agent.id in self._direct or agent.id in self._recordings.conference:
-            raise CommandError(409, f"leg {agent.id} is bridged inside pjmedia")
-        self._echo.discard(agent.id)
-        self._playing.pop(agent.id, None)
-        self._playing.pop(customer_id, None)  # the comfort tone ends when the agent is there
-        self._bridged[customer_id], self._bridged[agent.id] = agent.id, customer_id
-        await self.pjt.run(lambda: self._awaiting_agent.difference_update((agent_id, customer_id)))
-        self._update_python_media()
-
-    async def _secure_start(self, leg_id: str) -> None:
-        """Card data may come: pause recordings, and suppress tones toward the peer."""
-        leg_id = (self.webrtc.legs.get(leg_id) or self._leg(leg_id)).id
-        if leg_id in self.pump.secure:
-            return
-        paused = []
-        for recorded in (leg_id, self._bridged.get(leg_id)):
-            if recorded is not None and self._recordings.is_recording(recorded):
-                await self._recordings.pause(recorded)
-                paused.append(recorded)
-        self._secure_paused[leg_id] = paused
-        self.pump.secure[leg_id] = DtmfSuppressor()
-        peer = self.legs.get(self._bridged.get(leg_id, ""))
-        if leg_id in self._direct and peer is not None:  # tones are muted in Python only
-            leg = self.legs[leg_id]
-            self._direct.difference_update((leg_id, peer.id))
-            await self.pjt.run(lambda: _pj_unpair(leg, peer))
-        self._update_python_media()
-
-    async def _secure_end(self, leg_id: str) -> None:
-        """The window closes: the recordings secure_start paused resume."""
-        if self.pump.secure.pop(leg_id, None) is None:
-            raise CommandError(404, f"leg {leg_id} is not in secure capture")
-        for recorded in self._secure_paused.pop(leg_id, []):
-            if self._recordings.is_recording(recorded):
-                await self._recordings.resume(recorded)
-
     def _leg(self, leg_id: str) -> SipLeg:
         leg = self.legs.get(leg_id)
         if leg is None:
@@ -501,8 +475,6 @@ class MediaWorker:
                 await self.webrtc.hangup(leg_id)
             case protocol.WebRtcCandidate():
                 await self.webrtc.candidate(message)
-            case protocol.Bridge() if self.webrtc.has(message.leg_a, message.leg_b):
-                await self._bridge_webrtc(message.leg_a, message.leg_b)
             case protocol.Hangup(leg=leg_id, cause=cause):
                 leg = self._leg(leg_id)
                 await run(lambda: leg.pj_hangup(cause))
@@ -522,18 +494,7 @@ class MediaWorker:
             case protocol.Hello() | protocol.Result() | protocol.Error():
                 raise CommandError(400, f"{type(message).TYPE} is not a command")
             case protocol.Bridge(leg_a=leg_a, leg_b=leg_b):
-                a, b = self._leg(leg_a), self._leg(leg_b)
-                if a is b or a.id in self._bridged or b.id in self._bridged:
-                    raise CommandError(409, "a leg is bridged to one other leg at most")
-                self._echo.difference_update((a.id, b.id))
-                self._playing.pop(a.id, None)
-                self._playing.pop(b.id, None)
-                self._bridged[a.id], self._bridged[b.id] = b.id, a.id
-                await run(lambda: self._awaiting_agent.difference_update((a.id, b.id)))
-                if a.id not in self._recordings.paired and b.id not in self._recordings.paired:
-                    await run(lambda: _pj_pair(a, b))
-                    self._direct.update((a.id, b.id))
-                    self._update_python_media()
+                await self.bridges.bridge(leg_a, leg_b)
             case protocol.Play(leg=leg_id, file=file, tone=tone):
                 # A SIP leg, or a WebRTC leg waiting for its agent (the comfort tone).
                 leg_id = (self.webrtc.legs.get(leg_id) or self._leg(leg_id)).id
@@ -541,16 +502,9 @@ class MediaWorker:
                     raise CommandError(409, "the leg is bridged (prompts only in secure capture)")
                 self._playing[leg_id] = await playing(file, tone)
                 self._echo.discard(leg_id)
+                self._update_python_media()
             case protocol.HoldLeg(leg=leg_id, on=on):
-                leg_id = (self.webrtc.legs.get(leg_id) or self._leg(leg_id)).id
-                if not self._bridged.get(leg_id) or leg_id in self._direct:
-                    raise CommandError(409, "only a leg bridged through Python is held here")
-                if on:
-                    self.pump.held.add(leg_id)
-                    self._playing[leg_id] = await playing(None, "hold")
-                else:
-                    self.pump.held.discard(leg_id)
-                    self._playing.pop(leg_id, None)
+                await self.bridges.hold(leg_id, on)
             case protocol.StopPlay(leg=leg_id):
                 self._playing.pop((self.webrtc.legs.get(leg_id) or self._leg(leg_id)).id, None)
             case protocol.CollectDigits():
@@ -561,14 +515,16 @@ class MediaWorker:
                     raise CommandError(400, str(error)) from None
             case protocol.Record(leg=leg_id, path=path):
                 leg = self._leg(leg_id)
+                if {leg.id} & (self.bridges.links.keys() | set(self.bridges.links.values())):
+                    raise CommandError(409, f"leg {leg.id} is connecting (place_call records it)")
                 direct = leg.id in self._direct
                 await self._recordings.record(leg, path, direct=direct)
                 if not direct:
                     self._update_python_media()  # its frames pass through Python now
             case protocol.SecureStart(leg=leg_id):
-                await self._secure_start(leg_id)
+                await self.bridges.secure_start(leg_id)
             case protocol.SecureEnd(leg=leg_id):
-                await self._secure_end(leg_id)
+                await self.bridges.secure_end(leg_id)
             case protocol.PauseRecording(leg=leg_id):
                 await self._recordings.pause(leg_id)
             case protocol.ResumeRecording(leg=leg_id):
@@ -576,16 +532,6 @@ class MediaWorker:
             case _:
                 raise CommandError(400, f"{type(message).TYPE} is not a command")
         return ""
-
-
-def _pj_pair(a: SipLeg, b: SipLeg) -> None:
-    a.pj_go_direct(b)
-    b.pj_go_direct(a)
-
-
-def _pj_unpair(a: SipLeg, b: SipLeg) -> None:
-    a.pj_go_python()
-    b.pj_go_python()
 
 
 if __name__ == "__main__":

@@ -76,6 +76,19 @@ class Server:
         calls: list[dict[str, Any]] = body["calls"]
         return calls
 
+    async def calls_once_ended(self) -> list[dict[str, Any]]:
+        """The calls listed once none is left, or after 10 s.
+
+        A phone sees its BYE before the control process hears of both legs'
+        ends (a recorded leg's end follows its merged recording).
+        """
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            calls = await self.calls()
+            if not calls or asyncio.get_running_loop().time() > deadline:
+                return calls
+            await asyncio.sleep(0.05)
+
     async def finished_recording(self, recording_id: str) -> dict[str, Any]:
         """The recording's metadata once its row is completed."""
         async with asyncio.timeout(10):

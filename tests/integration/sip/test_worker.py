@@ -51,7 +51,7 @@ async def test_echo_call_loops_audio_back_and_reports_inband_and_rfc4733_digits(
     try:
         async with worker_process(control) as worker:
             hello = await control.expect(protocol.Hello)
-            assert (hello.version, hello.sip_port, hello.capacity) == (1, worker.port, 4)
+            assert (hello.version, hello.sip_port, hello.capacity) == (2, worker.port, 4)
             sipp = asyncio.create_task(
                 run_sipp(
                     "echo_call.xml", worker.port, pause_ms=3500, keys=[("rtp_sink", str(sink_port))]
