@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -470,3 +471,88 @@ async def test_options_over_tls(make_edge: EdgeFactory, tmp_path: Path) -> None:
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+# ---------------------------------------------------------------- full workers
+# A worker's pjsua refuses an INVITE with a stateless "486 Busy Here" when all
+# four call slots are taken (a hung-up leg keeps its slot until its BYE is
+# answered, so the dispatcher's load count lags under churn): the edge moves the
+# call on, as for "503 Worker Full". assistline's own busy says "486 Agent Busy".
+class _Refuser(asyncio.DatagramProtocol):
+    """A worker that answers OPTIONS and refuses every INVITE with ``486 <reason>``."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.invites = 0
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        text = data.decode(errors="replace")
+        method = text.split(" ", 1)[0]
+        if method not in ("INVITE", "OPTIONS"):
+            return  # the ACK of a refusal
+        status = "200 OK" if method == "OPTIONS" else f"486 {self.reason}"
+        self.invites += method == "INVITE"
+        copied = [
+            line
+            for line in text.split("\r\n")
+            if line.split(":", 1)[0].lower() in ("via", "from", "call-id", "cseq")
+        ]
+        to = next(line for line in text.split("\r\n") if line.lower().startswith("to:"))
+        reply = "\r\n".join([f"SIP/2.0 {status}", *copied, f"{to};tag=full1"])
+        assert self.transport is not None
+        self.transport.sendto((reply + "\r\nContent-Length: 0\r\n\r\n").encode(), addr)
+
+
+@contextlib.asynccontextmanager
+async def refusing_worker(port: int, reason: str) -> AsyncIterator[_Refuser]:
+    """A worker on ``port`` refusing calls with ``486 <reason>``."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(
+        lambda: _Refuser(reason), local_addr=(HOST, port)
+    )
+    try:
+        yield protocol
+    finally:
+        transport.close()
+
+
+async def _edge_preferring(make_edge: EdgeFactory, worker_port: int, full_port: int) -> int:
+    """An edge with both workers active; loads equal, it tries ``full_port`` first."""
+    # Algorithm 10 takes the first address dispatcher.list shows, the last in
+    # the file; no pings during the test (the first is due after 60 s).
+    edge = await make_edge(
+        workers=((HOST, worker_port), (HOST, full_port)),
+        limits=EdgeLimits(ping_interval=60, fr_timer_ms=2000),
+    )
+    for port in (worker_port, full_port):
+        await edge.rpc("dispatcher.set_state", "ap", "1", f"sip:{HOST}:{port}")
+    flags = await dispatcher_flags(edge)
+    assert flags == {f"sip:{HOST}:{full_port}": "AP", f"sip:{HOST}:{worker_port}": "AP"}
+    return edge_port(edge)
+
+
+async def test_a_worker_whose_slots_are_all_taken_passes_the_call_on(
+    make_edge: EdgeFactory,
+) -> None:
+    worker_port, full_port = free_port(), free_port()
+    async with fake_worker(worker_port), refusing_worker(full_port, "Busy Here") as full:
+        port = await _edge_preferring(make_edge, worker_port, full_port)
+        assert (
+            await sipp(f"{HOST}:{port}", "-sf", str(SCENARIOS / "edge_call.xml"), "-s", "ivr") == 0
+        )
+        assert full.invites == 1  # tried first, refused, and the call went on
+
+
+async def test_an_agents_busy_reaches_the_caller(make_edge: EdgeFactory) -> None:
+    worker_port, busy_port = free_port(), free_port()
+    async with fake_worker(worker_port), refusing_worker(busy_port, "Agent Busy") as busy:
+        port = await _edge_preferring(make_edge, worker_port, busy_port)
+        sdp = f"v=0\r\no=- 1 1 IN IP4 {HOST}\r\ns=-\r\nc=IN IP4 {HOST}\r\nt=0 0\r\n"
+        sdp += "m=audio 4000 RTP/AVP 0\r\n"
+        reply = await send(port, request("INVITE", port, body=sdp), 3.0)
+        assert reply == "SIP/2.0 486 Agent Busy"
+        assert busy.invites == 1

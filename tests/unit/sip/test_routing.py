@@ -26,9 +26,9 @@ from assistline.sip.routing import (
 @pytest.mark.parametrize(
     ("agent_status", "timed_out", "expected"),
     [
-        (486, False, (486, "Busy Here")),
-        (600, False, (486, "Busy Here")),
-        (603, False, (486, "Busy Here")),
+        (486, False, (486, "Agent Busy")),
+        (600, False, (486, "Agent Busy")),
+        (603, False, (486, "Agent Busy")),
         (404, False, (404, "Not Found")),
         (480, False, (480, "Temporarily Unavailable")),
         (408, False, (480, "Temporarily Unavailable")),
