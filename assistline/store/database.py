@@ -91,6 +91,19 @@ async def embedded_server(settings: StoreSettings) -> AsyncIterator[EmbeddedPost
         await asyncio.to_thread(server.stop)
 
 
+async def keep_session(connection: asyncpg.Connection) -> None:
+    """Return a connection to the pool without asyncpg's reset query.
+
+    asyncpg sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET
+    ALL`` at every release: one more round trip, measured at 6–7 % of the
+    control process at 40 call setups/s. Pooled sessions here keep no state
+    to reset: settings are ``SET LOCAL``, advisory locks are transaction
+    locks, LISTEN has a connection of its own (store/listener.py) and no
+    cursor outlives its transaction. asyncpg still rolls back a transaction
+    left open before this runs.
+    """
+
+
 @contextlib.asynccontextmanager
 async def database_dsn(settings: StoreSettings) -> AsyncIterator[str]:
     """Yield the URL of the configured database, starting the embedded one if needed."""
@@ -112,7 +125,10 @@ async def open_store(settings: StoreSettings) -> AsyncIterator[Database]:
         finally:
             await connection.close()
         pool = await asyncpg.create_pool(
-            dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size
+            dsn,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            reset=keep_session,
         )
         try:
             yield Database(pool, dsn)

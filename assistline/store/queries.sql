@@ -62,6 +62,10 @@ ON CONFLICT (leg) WHERE ended_at IS NULL DO NOTHING;
 UPDATE call_record SET answered_at = now()
 WHERE leg = $1 AND ended_at IS NULL AND answered_at IS NULL;
 
+-- name: records_without_flush_wait
+-- Inside a call records batch only (see sip/records.py).
+SET LOCAL synchronous_commit = off;
+
 -- name: end_call_record
 UPDATE call_record
 SET ended_at = now(), hangup_status = $2, hangup_reason = $3,
