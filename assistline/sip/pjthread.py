@@ -8,8 +8,10 @@ worker threads; every SIP callback runs on this thread) and a null audio
 device, then loops: ``libHandleEvents(POLL_MS)``, then runs the callables
 queued by :meth:`PjThread.run`. ``run`` is the only way asyncio code touches
 pjsua2: the callable runs on the pjsua2 thread and its result (or
-exception) resolves an asyncio future through ``loop.call_soon_threadsafe``.
-pjsua2 callbacks report back with :meth:`PjThread.emit`, the same way.
+exception) resolves an asyncio future on the loop. pjsua2 callbacks report
+back with :meth:`PjThread.emit`, the same way: everything the thread sends
+the loop goes through one queue, in order, with one
+``loop.call_soon_threadsafe`` per batch.
 
 Every pjsua2 object (Account, Call, AudioMediaPort) is created by a callable
 running on this thread and kept in :attr:`PjThread.keep` until it is
@@ -49,8 +51,11 @@ out of the repository; the worker is :mod:`assistline.sip.worker`):
   refused by pjsua itself with ``486 Busy Here`` before ``onIncomingCall``
   runs. ``worker.CAPACITY`` is therefore 4. The worker itself refuses an
   incoming call with ``503 Worker Full`` when fewer than two slots are free
-  (the caller's and its agent leg's), so pjsua's 486 is never reached by
-  incoming calls (tests/integration/sip/test_worker.py).
+  (the caller's and its agent leg's; tests/integration/sip/test_worker.py).
+  pjsua's 486 is still reached under churn: a leg we hang up keeps its slot
+  until its BYE is answered, and the edge's load count has let it go. The
+  edge takes a worker's "486 Busy Here" as "full" and tries the next one
+  (assistline's own busy is "486 Agent Busy").
 - **~75 call attempts/s abort the process.** sipp's ``uac`` scenario (50 ms
   calls) at 20 and 40 attempts/s for 6 s: every call completes; at 75, 150
   and 300/s the process dies within about a second on
@@ -79,6 +84,7 @@ out of the repository; the worker is :mod:`assistline.sip.worker`):
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ctypes
 import dataclasses
@@ -252,6 +258,15 @@ class PjThread:
         self._shared_ioqueue = shared_ioqueue
         self._on_exit = on_exit
         self._commands: queue.Queue[_Job] = queue.Queue(QUEUE_SIZE)
+        # One wake-up per batch each way (measured at 40 call setups/s: a
+        # datagram per run() and a self-pipe write per emit() were a sixth
+        # of a worker's Python time). The thread clears _wake_sent before
+        # draining, so a job queued after the drain's last look wakes it.
+        self._wake_sent = False
+        self._outbox: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = (
+            collections.deque()
+        )
+        self._outbox_armed = False
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -324,21 +339,42 @@ class PjThread:
             raise PjsuaStoppedError()
         future: asyncio.Future[T] = loop.create_future()
         try:
-            self._commands.put_nowait(_Job(fn, future, loop))
+            self._commands.put_nowait(_Job(fn, future, self.emit))
         except queue.Full:
             raise PjsuaBusyError() from None
-        self._wake()
+        if not self._wake_sent:
+            self._wake_sent = True
+            self._wake()
         return await future
 
     def emit(self, callback: Callable[..., None], *args: Any) -> None:
-        """From the pjsua2 thread (or pjmedia's clock thread): run ``callback`` on the loop."""
+        """From the pjsua2 thread (or pjmedia's clock thread): run ``callback`` on the loop.
+
+        Callbacks run in the order emitted, job results among them.
+        """
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        try:
-            loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:  # the loop closed between the check and the call
-            pass
+        self._outbox.append((callback, args))
+        if not self._outbox_armed:
+            self._outbox_armed = True
+            try:
+                loop.call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # the loop closed between the check and the call
+                pass
+
+    def _deliver(self) -> None:
+        """On the loop: run every emitted callback, oldest first."""
+        self._outbox_armed = False  # before draining: a later emit arms it again
+        while self._outbox:
+            callback, args = self._outbox.popleft()
+            try:
+                callback(*args)
+            except Exception as error:  # noqa: BLE001 - as call_soon would: logged, not fatal
+                assert self._loop is not None
+                self._loop.call_exception_handler(
+                    {"message": f"pjsua2 event {callback!r} failed", "exception": error}
+                )
 
     def hold(self, obj: T) -> T:
         """Keep a pjsua2 object alive until :meth:`release` (pjsua2 thread only)."""
@@ -401,6 +437,7 @@ class PjThread:
         try:
             while not self._stopping.is_set():
                 self.endpoint.libHandleEvents(POLL_MS)
+                self._wake_sent = False
                 self._drain()
                 self._pending_release.clear()
                 if self._retired:
@@ -508,11 +545,14 @@ class _Job:
     """A callable queued for the pjsua2 thread and the future waiting for it."""
 
     def __init__(
-        self, fn: Callable[[], Any], future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop
+        self,
+        fn: Callable[[], Any],
+        future: asyncio.Future[Any],
+        emit: Callable[..., None],
     ) -> None:
         self.fn = fn
         self.future = future
-        self.loop = loop
+        self.emit = emit  # PjThread.emit: results keep their place among events
 
     def run(self) -> None:
         """On the pjsua2 thread: call, then settle the future on its loop."""
@@ -528,8 +568,7 @@ class _Job:
         self._settle(_fail, PjsuaStoppedError())
 
     def _settle(self, how: Callable[[asyncio.Future[Any], Any], None], value: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
-            self.loop.call_soon_threadsafe(how, self.future, value)
+        self.emit(how, self.future, value)  # nothing when the loop has closed: nobody waits
 
 
 def _resolve(future: asyncio.Future[T], result: T) -> None:
