@@ -25,6 +25,8 @@ SERVER_CORE = 0
 LOAD_CORE = 1
 #: The media workers' RTP ports, below the ephemeral range other ports come from.
 WORKER_RTP = (20000, 32000)
+#: The backend's API key (the calls API asks for one).
+API_KEY = "bench-server-backend-key"
 
 
 def log(text: str) -> None:
@@ -154,6 +156,7 @@ class Server:
             "ASSISTLINE_SIP_RECORD_CALLS": "true" if self.record else "false",
             "ASSISTLINE_SIP_QUALITY_INTERVAL": "1",
             "ASSISTLINE_LOG_LEVEL": "WARNING",
+            "ASSISTLINE_HTTP_API_KEYS": API_KEY,
             **self.settings,
         }
         log_file = open(self.data_dir / "serve.log", "ab")  # noqa: SIM115 - the child's
@@ -213,7 +216,11 @@ class Server:
 
     def connected_calls(self) -> int:
         """Calls the API lists as connected to an agent."""
-        with urllib.request.urlopen(self.url("/api/v1/calls"), timeout=5) as reply:
+        key = self.settings.get("ASSISTLINE_HTTP_API_KEYS", API_KEY).split(",")[0]
+        calls_url = urllib.request.Request(
+            self.url("/api/v1/calls"), headers={"Authorization": f"Bearer {key}"}
+        )
+        with urllib.request.urlopen(calls_url, timeout=5) as reply:
             body = json.load(reply)
         calls = body["calls"] if isinstance(body, dict) else body
         return sum(1 for call in calls if call["state"] == "connected")
