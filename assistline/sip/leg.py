@@ -310,6 +310,11 @@ class SipLeg:
         self._hanging_up = True  # its frames need no FramePort any more
         call.hangup(param)
 
+    def pj_hang_up_with_partner(self) -> None:
+        """The leg this one ends with has ended: CANCEL before answer, BYE after."""
+        if not self.ended:
+            self.pj_hangup(200 if self._answered else 487)
+
     def pj_send_dtmf(self, digits: str) -> None:
         """Send ``digits`` as RFC 4733 events."""
         param = pj.CallSendDtmfParam()
@@ -350,11 +355,11 @@ class SipLeg:
             if self.on_ended is not None:
                 self.on_ended(self)
             partner, self.ends_with = self.ends_with, None
-            if partner is not None and partner.ends_with is self:
-                partner.ends_with = None
-            if partner is not None and not partner.ended:
+            if partner is not None:
+                if partner.ends_with is self:
+                    partner.ends_with = None
                 partner.direct_peer = None
-                partner.pj_hangup(200 if partner._answered else 487)
+                self._pjt.defer(partner.pj_hang_up_with_partner)
             self._retire_port()
             self._pjt.release(call)
 

@@ -271,6 +271,7 @@ class PjThread:
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending_release: list[Any] = []
+        self._deferred: list[Callable[[], None]] = []
         self._retired: list[Any] = []
         self.endpoint: Any = None
         #: pjsua2 objects alive on this thread, by id(); touch only on the thread.
@@ -415,6 +416,14 @@ class PjThread:
         # Ports left out of the new list are deleted with the old one.
         self._retired = [port for port in self._retired if _pjsua.occupied(int(port.getPortId()))]
 
+    def defer(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the next loop turn, outside any callback (pjsua2 thread only).
+
+        A hang-up inside another call's callback nests pjsua's callbacks (seen
+        under load: a call's info gone mid-callback, a worker aborting).
+        """
+        self._deferred.append(fn)
+
     def release(self, obj: Any) -> None:
         """Delete ``obj`` on the next loop turn, outside any callback (pjsua2 thread only)."""
         if self.keep.pop(id(obj), None) is not None:
@@ -438,6 +447,7 @@ class PjThread:
             while not self._stopping.is_set():
                 self.endpoint.libHandleEvents(POLL_MS)
                 self._wake_sent = False
+                self._run_deferred()
                 self._drain()
                 self._pending_release.clear()
                 if self._retired:
@@ -449,6 +459,15 @@ class PjThread:
             self._shutdown()
             if self._on_exit is not None:
                 self.emit(self._on_exit)
+
+    def _run_deferred(self) -> None:
+        while self._deferred:
+            deferred, self._deferred = self._deferred, []
+            for fn in deferred:
+                try:
+                    fn()
+                except Exception as error:  # noqa: BLE001 - the call may be gone meanwhile
+                    logger.warning("deferred pjsua2 work failed: %s", pj_error_text(error))
 
     def _drain(self) -> None:
         for _ in range(QUEUE_SIZE):
