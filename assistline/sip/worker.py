@@ -455,10 +455,7 @@ class MediaWorker:
         return protocol.Result(command_id, leg_id)
 
     def _leg(self, leg_id: str) -> SipLeg:
-        leg = self.legs.get(leg_id)
-        if leg is None:
-            raise CommandError(404, f"no leg {leg_id}")
-        return leg
+        return self.bridges.leg(leg_id)
 
     async def _dispatch(self, message: protocol.Message) -> str:
         run = self.pjt.run
@@ -515,7 +512,7 @@ class MediaWorker:
                     raise CommandError(400, str(error)) from None
             case protocol.Record(leg=leg_id, path=path):
                 leg = self._leg(leg_id)
-                if {leg.id} & (self.bridges.links.keys() | set(self.bridges.links.values())):
+                if leg.id in self.bridges.links or leg.id in self.bridges.links.values():
                     raise CommandError(409, f"leg {leg.id} is connecting (place_call records it)")
                 direct = leg.id in self._direct
                 await self._recordings.record(leg, path, direct=direct)
