@@ -44,6 +44,7 @@ import contextlib
 import os
 import time
 import wave
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,9 @@ class ConferenceRecording:
         #: The rate pjmedia's writers record at (the bridge's); merged at the recorder's.
         self.bridge_rate = bridge_rate
         self.sent_part, self.heard_part = part_paths(recorder.path)
-        self._writers: list[Any] = []
+        # Weak: the PjThread's registry is the only owner of pjsua2 objects, so
+        # none outlives its shutdown (deleted after libDestroy, pjlib aborts).
+        self._writers: list[weakref.ref[Any]] = []
         self._started = 0.0
         #: [start, end) sample positions of pauses; the last end is None while paused.
         self.pauses: list[list[int | None]] = []
@@ -97,13 +100,13 @@ class ConferenceRecording:
                 raise FileExistsError(f"{part} exists; a recording never overwrites a file")
             writer = hold(pj.AudioMediaRecorder())
             writer.createRecorder(str(part))
-            self._writers.append(writer)
+            self._writers.append(weakref.ref(writer))
             source.startTransmit(writer)
         self._started = time.monotonic()
 
     def pj_stop(self, forget: Callable[[Any], None]) -> None:
         """Delete both writers now (pjsua2 thread, in a job): their files are complete."""
-        for writer in self._writers:
+        for writer in self._live_writers():
             forget(writer)
         self._writers.clear()
 
@@ -112,6 +115,9 @@ class ConferenceRecording:
         self.recorder.close()
         for path in (self.recorder.path, self.recorder.metadata_path, *self._parts()):
             path.unlink(missing_ok=True)
+
+    def _live_writers(self) -> list[Any]:
+        return [writer for ref in self._writers if (writer := ref()) is not None]
 
     def _parts(self) -> tuple[Path, Path]:
         return self.sent_part, self.heard_part
@@ -125,7 +131,7 @@ class ConferenceRecording:
         """Silence both channels from now on (idempotent)."""
         if self.paused:
             return
-        for writer in self._writers:
+        for writer in self._live_writers():
             writer.adjustRxLevel(0.0)
         self.pauses.append([self._position(), None])
 
@@ -133,7 +139,7 @@ class ConferenceRecording:
         """Record audio again (idempotent)."""
         if not self.paused:
             return
-        for writer in self._writers:
+        for writer in self._live_writers():
             writer.adjustRxLevel(1.0)
         self.pauses[-1][1] = self._position()
 

@@ -335,7 +335,15 @@ class SipLeg:
         call = self._call_ref()
         if call is None:
             return
-        info = call.getInfo()
+        try:
+            info = call.getInfo()
+        except pj.Error:
+            # pjsua reports a call hung up before its session existed (an
+            # INVITE still waiting for its media transport) with no session
+            # to read: that report is the call's end.
+            if not self.ended:
+                self._end(call, 487 if self._hanging_up else 500, "ended before its session")
+            return
         state = info.state
         if (
             state == pj.PJSIP_INV_STATE_EARLY
@@ -348,20 +356,23 @@ class SipLeg:
             self._answered = True
             self._emit(protocol.Answered(self.id))
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED and not self.ended:
-            self.ended = True
-            self.status = int(info.lastStatusCode)
-            self.reason = str(info.lastReason)
-            self._emit(protocol.CallEnded(self.id, self.status, self.reason))
-            if self.on_ended is not None:
-                self.on_ended(self)
-            partner, self.ends_with = self.ends_with, None
-            if partner is not None:
-                if partner.ends_with is self:
-                    partner.ends_with = None
-                partner.direct_peer = None
-                self._pjt.defer(partner.pj_hang_up_with_partner)
-            self._retire_port()
-            self._pjt.release(call)
+            self._end(call, int(info.lastStatusCode), str(info.lastReason))
+
+    def _end(self, call: Any, status: int, reason: str) -> None:
+        self.ended = True
+        self.status = status
+        self.reason = reason
+        self._emit(protocol.CallEnded(self.id, self.status, self.reason))
+        if self.on_ended is not None:
+            self.on_ended(self)
+        partner, self.ends_with = self.ends_with, None
+        if partner is not None:
+            if partner.ends_with is self:
+                partner.ends_with = None
+            partner.direct_peer = None
+            self._pjt.defer(partner.pj_hang_up_with_partner)
+        self._retire_port()
+        self._pjt.release(call)
 
     def _on_media(self) -> None:
         call = self._call_ref()

@@ -86,20 +86,20 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ctypes
-import dataclasses
 import functools
 import logging
 import queue
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pjsua2 as pj
 
 from assistline.errors import AssistlineError
+from assistline.sip.pjsua_c import DEFAULT_JITTER, JitterBuffer, disown_survivors, pjsua
 
 logger = logging.getLogger(__name__)
 
@@ -144,82 +144,6 @@ def guarded(method: F) -> F:
             return None
 
     return wrapper  # type: ignore[return-value]  # same signature as method
-
-
-class _Pjsua:
-    """pjsua's C calls that pjsua2 does not wrap (the library exports them)."""
-
-    def __init__(self) -> None:
-        library = ctypes.CDLL(pj._pjsua2.__file__)
-        self._remove = library.pjsua_conf_remove_port
-        self._remove.argtypes = [ctypes.c_int]
-        self._remove.restype = ctypes.c_int
-        self._info = library.pjsua_conf_get_port_info
-        self._info.argtypes = [ctypes.c_int, ctypes.c_void_p]
-        self._info.restype = ctypes.c_int
-        self._calls = library.pjsua_call_get_count
-        self._calls.argtypes = []
-        self._calls.restype = ctypes.c_uint
-        # pjsua_conf_port_info is ~1 KB (a listener table of PJSUA_MAX_CONF_PORTS);
-        # only the status is read, so the buffer is simply far larger.
-        self._scratch = ctypes.create_string_buffer(65536)
-
-    def remove(self, slot: int) -> None:
-        """Queue ``slot``'s removal (pjmedia does it on its next clock tick)."""
-        self._remove(slot)
-
-    def occupied(self, slot: int) -> bool:
-        """True while a port holds ``slot`` (pjsua2 thread: the scratch buffer is shared)."""
-        return int(self._info(slot, self._scratch)) == 0
-
-    def calls(self) -> int:
-        """Call slots pjsua holds, counting calls hung up whose BYE is still unanswered."""
-        return int(self._calls())
-
-
-_pjsua = _Pjsua()
-
-
-#: pjmedia's jitter-buffer discard algorithms (``pjmedia_jb_discard_algo``).
-JITTER_DISCARD = {"none": 0, "static": 1, "progressive": 2}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class JitterBuffer:
-    """How every call's jitter buffer trades delay against dropped frames.
-
-    pjmedia's default, progressive discard, drops frames to bring the delay
-    back to the measured burst level. In ``bench/sip.py`` (loopback, 50
-    recorded calls, one core) it dropped 0–71 frames in a 10 s window, each
-    a 20 ms hole in the audio, which can also split or hide an in-band DTMF
-    tone; with ``none`` no frame was dropped at 50, 75 and 100 calls and the
-    buffers' average delay went from 24 to 31 ms. ``max_ms`` bounds what a
-    burst can add: beyond it the oldest frames are dropped (and counted).
-    """
-
-    discard: str = "none"
-    max_ms: int = 200
-
-    def apply(self, config: Any) -> None:
-        """Write this into an ``EpConfig`` before ``libInit``.
-
-        The wheel's SWIG layer does not export ``pjmedia_jb_discard_algo``:
-        reading ``jbDiscardAlgo`` gives a pointer to a heap copy of the enum,
-        so the value is written through it and the copy assigned back.
-        """
-        algo = config.medConfig.jbDiscardAlgo
-        ctypes.c_int.from_address(int(algo)).value = JITTER_DISCARD[self.discard]
-        config.medConfig.jbDiscardAlgo = algo
-        algo.disown()  # SWIG knows no destructor: 4 bytes kept, and no leak warning
-        config.medConfig.jbMax = self.max_ms
-
-
-DEFAULT_JITTER = JitterBuffer()
-
-
-def pjsua_call_slots() -> int:
-    """Call slots pjsua holds now (pjsua2 thread), see :meth:`_Pjsua.calls`."""
-    return _pjsua.calls()
 
 
 def pj_error_text(error: BaseException) -> str:
@@ -402,7 +326,7 @@ class PjThread:
         (see :meth:`_sweep_retired`). pjsua2 thread only.
         """
         self.keep.pop(id(port), None)
-        _pjsua.remove(int(port.getPortId()))
+        pjsua.remove(int(port.getPortId()))
         self._retired.append(port)
 
     def _sweep_retired(self) -> None:
@@ -414,7 +338,7 @@ class PjThread:
         deletion) keeps its retired port for a later turn.
         """
         # Ports left out of the new list are deleted with the old one.
-        self._retired = [port for port in self._retired if _pjsua.occupied(int(port.getPortId()))]
+        self._retired = [port for port in self._retired if pjsua.occupied(int(port.getPortId()))]
 
     def defer(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the next loop turn, outside any callback (pjsua2 thread only).
@@ -530,12 +454,12 @@ class PjThread:
         self._pending_release.clear()
         self._retired.clear()
         # Ports first (they reference the conference bridge), then calls, then accounts.
-        for kind in (pj.AudioMediaPort, pj.Call, pj.Account):
-            for key, obj in list(self.keep.items()):
-                if isinstance(obj, kind):
-                    del self.keep[key]
-                    del obj
+        left = [weakref.ref(obj) for obj in self.keep.values()]
+        for kind in (pj.AudioMedia, pj.Call, pj.Account):
+            for key in [key for key, obj in self.keep.items() if isinstance(obj, kind)]:
+                del self.keep[key]
         self.keep.clear()
+        disown_survivors(left)
         self._destroy_endpoint()
 
     def _live_calls(self) -> bool:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import re
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -123,8 +124,9 @@ class TrunkAccounts:
         self._rtp = rtp_ports
         self._public_address = public_address
         self._target: tuple[str, int] | None = None
-        self._calls: Any = None
-        self._registration: Any = None
+        # Weak: the PjThread's registry is the only owner of pjsua2 objects.
+        self._calls: Callable[[], Any] = lambda: None
+        self._registration: Callable[[], Any] = lambda: None
 
     def pj_configure(self, command: protocol.Trunk) -> None:
         """Create the calls account, and the registration account when asked."""
@@ -138,12 +140,12 @@ class TrunkAccounts:
             raise TrunkSetupError(400, "register_expiry must be 0 (none) or positive")
         calls = self._pjt.hold(_TrunkAccount(command.address, self._on_incoming))
         calls.create(self._config(command, register=False), False)
-        self._calls = calls
+        self._calls = weakref.ref(calls)
         self._target = (host.lower(), port)
         if command.register_expiry:
             registration = self._pjt.hold(_TrunkAccount(command.address, self._on_incoming))
             registration.create(self._config(command, register=True), False)
-            self._registration = registration
+            self._registration = weakref.ref(registration)
         logger.info(
             "trunk %s set up for calls%s",
             command.address,
@@ -154,7 +156,7 @@ class TrunkAccounts:
         """The calls account when ``destination`` is at the trunk, else None."""
         if self._target is None or uri_target(destination) != self._target:
             return None
-        return self._calls
+        return self._calls()
 
     def _config(self, command: protocol.Trunk, *, register: bool) -> Any:
         config = pj.AccountConfig()

@@ -56,7 +56,8 @@ import itertools
 import logging
 import os
 import sys
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pjsua2 as pj
@@ -64,14 +65,8 @@ import pjsua2 as pj
 from assistline.sip import protocol, protocol_wire
 from assistline.sip.digits import CollectError, DigitCollections
 from assistline.sip.leg import SipLeg
-from assistline.sip.pjthread import (
-    DEFAULT_JITTER,
-    JitterBuffer,
-    PjThread,
-    guarded,
-    pj_error_text,
-    pjsua_call_slots,
-)
+from assistline.sip.pjsua_c import DEFAULT_JITTER, JitterBuffer, pjsua_call_slots
+from assistline.sip.pjthread import PjsuaStoppedError, PjThread, guarded, pj_error_text
 from assistline.sip.quality import DEFAULT_INTERVAL, report_quality
 from assistline.sip.rtp_timeout import DEFAULT_TIMEOUT, watch_rtp
 from assistline.sip.sipmsg import ECHO_USER, codec_priorities, sip_user, x_headers
@@ -149,7 +144,8 @@ class MediaWorker:
             on_exit=self.stop,
             wake_address=(wake_host, sip_port),
         )
-        self._account: Any = None
+        # Weak: the PjThread's registry is the only owner of pjsua2 objects.
+        self._account: Callable[[], Any] = lambda: None
         # The SIP trunk's accounts (assistline.sip.trunk), set up by a ``trunk`` command.
         self.trunk = TrunkAccounts(
             self.pjt, self._pj_incoming, bind_address, (rtp_port_min, rtp_port_max), public_address
@@ -227,8 +223,9 @@ class MediaWorker:
         media.boundAddress = self.bind_address
         if self.public_address:
             media.publicAddress = self.public_address
-        self._account = self.pjt.hold(_Account(self))
-        self._account.create(config, True)
+        account = self.pjt.hold(_Account(self))
+        account.create(config, True)
+        self._account = weakref.ref(account)
 
     def _pj_incoming(self, account: Any, prm: Any) -> None:
         leg = SipLeg(self.pjt, f"{self.id}-{next(self._numbers)}", self._event)
@@ -286,7 +283,7 @@ class MediaWorker:
         if caller is not None:
             leg.pj_connect_on_answer(caller, command.record)
         headers = command.headers
-        account = self.trunk.pj_account_for(command.destination) or self._account
+        account = self.trunk.pj_account_for(command.destination) or self._account()
         try:
             leg.pj_make_call(account, command.destination, headers, command.caller_id)
         except pj.Error as error:
@@ -343,6 +340,8 @@ class MediaWorker:
     async def _pj_call(self, fn: Any) -> None:
         try:
             await self.pjt.run(fn)
+        except PjsuaStoppedError:
+            pass  # shutting down: pjsua2 has hung every call up itself
         except Exception as error:  # noqa: BLE001 - the leg may be gone meanwhile
             logger.warning("media change failed: %s", pj_error_text(error))
 

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from assistline.children import arm_parent_death
-from assistline.sip.pjthread import JITTER_DISCARD, JitterBuffer
+from assistline.sip.pjsua_c import JITTER_DISCARD, JitterBuffer
 from assistline.sip.worker import SWITCH_INTERVAL, MediaWorker
 
 

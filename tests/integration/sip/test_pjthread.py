@@ -15,7 +15,8 @@ from typing import Any
 import pjsua2 as pj
 import pytest
 
-from assistline.sip.pjthread import JITTER_DISCARD, JitterBuffer, PjThread
+from assistline.sip.pjsua_c import JITTER_DISCARD, JitterBuffer
+from assistline.sip.pjthread import PjThread
 
 
 class CountingPort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no stubs

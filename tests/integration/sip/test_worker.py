@@ -474,3 +474,29 @@ async def test_receive_quality_is_reported_live_as_differences(control: Control)
             assert final.packets > 0  # sipp's pcaps, after the live reports
     finally:
         transport.close()
+
+
+async def test_stop_with_bridged_recorded_legs_up_exits_cleanly(
+    control: Control, tmp_path: Path
+) -> None:
+    # pjmedia's own bridge and recorders carry this pair: the worker must
+    # delete every pjsua2 object before libDestroy (pjlib asserts otherwise).
+    keys = [("rtp_sink", str(free_udp_port()))]
+    async with worker_process(control) as worker:
+        await control.expect(protocol.Hello)
+        calls = [
+            asyncio.create_task(run_sipp("echo_call.xml", worker.port, pause_ms=8000, keys=keys))
+            for _ in range(2)
+        ]
+        legs = [(await control.expect(protocol.Answered)).leg for _ in range(2)]
+        await control.send(protocol.Bridge(1, legs[0], legs[1]))
+        assert await control.expect(protocol.Result) == protocol.Result(1, "")
+        await control.send(protocol.Record(2, legs[0], str(tmp_path / "up.wav")))
+        assert await control.expect(protocol.Result) == protocol.Result(2, "")
+        await asyncio.sleep(0.5)
+        await control.send(protocol.Stop(3))
+        assert await asyncio.wait_for(worker.process.wait(), 10) == 0
+        ended_legs = {m.leg for m in control.seen if isinstance(m, protocol.CallEnded)}
+        assert ended_legs == set(legs)
+        await asyncio.gather(*calls)
+    assert json.loads((tmp_path / "up.json").read_text())["complete"] is True
