@@ -24,8 +24,12 @@ Conference ports (a leg's ``AudioMediaPort``) go another way,
 :meth:`PjThread.retire`: out of pjmedia's bridge first, deleted once the
 bridge has let go of their slot.
 Shutdown hangs up every call, polls until pjsua2 says they are gone (at most
-:data:`SHUTDOWN_WAIT` seconds), deletes what is left (ports, then calls,
-then accounts) and only then calls ``libDestroy()``.
+:data:`SHUTDOWN_WAIT` seconds), deletes what is left (ports and recorders,
+then calls, then accounts) and only then calls ``libDestroy()``. Nothing
+else may hold a strong reference to a pjsua2 object (hold weak ones): one
+deleted after ``libDestroy`` aborts the process inside pjlib, so anything
+still alive then is logged and left undeleted
+(:func:`~assistline.sip.pjsua_c.disown_survivors`).
 
 A Python exception escaping a SWIG director callback would unwind through C
 code; :func:`guarded` wraps every callback so it is logged instead.
