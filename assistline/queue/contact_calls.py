@@ -146,6 +146,13 @@ class ContactCalls:
         #: Agent-assisted secure payments, when the payment line is set up.
         self.payments: SecurePayments | None = None
 
+    def call_of(self, agent_id: str) -> tuple[str, str] | None:
+        """The contact ``agent_id`` is on here and its call state (``ringing``/``connected``)."""
+        for call in self.calls.values():
+            if call.agent is not None and call.agent.id == agent_id and not call.ended:
+                return call.contact, "connected" if call.agent_answered else "ringing"
+        return None
+
     async def load_agents(self) -> None:
         """Tell the router every agent and its state (at start)."""
         for agent in await self._agents.all():

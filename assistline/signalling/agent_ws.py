@@ -11,7 +11,9 @@ closes it with code 4401.
 Frames are JSON objects with a ``type`` (at most 16 KB, room for a chat
 line of 2,000 characters; more closes the socket, 1009). Server → console:
 
-- ``hello`` ``{agent: {id, name}, state, calls, works_in, ice_servers}``: first;
+- ``hello`` ``{agent: {id, name}, state, calls, works_in, ice_servers}``: first,
+  followed, when the agent is on a call here (a console reloaded mid-call),
+  by that call's ``offer`` and its ``call`` state;
   ``state`` is the agent's (``offline``, ``available``, ``busy``,
   ``wrap_up``); ``calls`` is false when this server takes no calls
   (``sip.enabled = false``); ``works_in`` where contacts reach the agent
@@ -262,11 +264,28 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
                 ),
             },
         )
+        for frame in await _call_now(request.app, signed_in.agent_id):
+            await _send(console, frame)
         await _converse(request.app, console, signed_in)
     finally:
         consoles.remove(console)
         await socket.close()
     return socket
+
+
+async def _call_now(app: web.Application, agent_id: str) -> list[dict[str, Any]]:
+    """The agent's call in progress, as the frames that announced it (a console reloaded)."""
+    calls = app.get(CONTACT_CALLS_KEY)
+    now = None if calls is None else calls.call_of(agent_id)
+    if now is None:
+        return []
+    contact_id, state = now
+    frames: list[dict[str, Any]] = []
+    contact = await _contact(app, contact_id)
+    if contact is not None:
+        frames.append({"type": "offer", **screen_pop(contact)})
+    frames.append({"type": "call", "contact": contact_id, "state": state})
+    return frames
 
 
 async def _converse(app: web.Application, console: _Console, signed_in: SignedIn) -> None:

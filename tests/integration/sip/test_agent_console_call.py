@@ -81,6 +81,15 @@ async def test_the_console_sets_availability_and_sees_the_offer_and_the_call(
         await phone.wait_event("CALL_ESTABLISHED")
         await _until(console, "call", contact=contact, state="connected")
         await _until(page, "state", state="connected")
+        # A console reloaded mid-call is told the call it is on, after hello.
+        reloaded, _ = await _console(server)
+        assert await reloaded.receive_json(timeout=5) == offer
+        assert await reloaded.receive_json(timeout=5) == {
+            "type": "call",
+            "contact": contact,
+            "state": "connected",
+        }
+        await reloaded.close()
         await console.send_json({"type": "ping"})
         await _until(console, "state", state="busy")
         await console.send_json({"type": "set_state", "state": "available"})
