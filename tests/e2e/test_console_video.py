@@ -147,8 +147,14 @@ async def _sees(tab: Page, who: str) -> None:
     await tab.wait_for_function(
         "() => document.getElementById('remote-video').videoWidth > 0", timeout=15_000
     )
-    shown: dict[str, Any] = await tab.evaluate(VIDEO_SHOWN)
-    print(f"{who} sees {shown}")
+    # Right after a renegotiation the server's encoder is still starting up:
+    # the first one-second window may hold fewer frames (4 seen on a loaded
+    # CI machine), so up to three windows are measured.
+    for _ in range(3):
+        shown: dict[str, Any] = await tab.evaluate(VIDEO_SHOWN)
+        print(f"{who} sees {shown}")
+        if shown["decoded"] >= 5 and shown["painted"] >= 5:
+            break
     assert shown["width"] > 0 and shown["height"] > 0, (who, shown)
     assert not shown["paused"], (who, shown)
     assert shown["decoded"] >= 5 and shown["painted"] >= 5, (who, shown)
