@@ -97,7 +97,7 @@ def pjsua_call_slots() -> int:
     return pjsua.calls()
 
 
-def disown_survivors(objects: Iterable[weakref.ref[Any]]) -> int:
+def disown_survivors(objects: Iterable[weakref.ref[Any]]) -> None:
     """Leave undeleted the pjsua2 objects still alive once the registry let go.
 
     At shutdown every pjsua2 object must be deleted before ``libDestroy``:
@@ -107,14 +107,10 @@ def disown_survivors(objects: Iterable[weakref.ref[Any]]) -> int:
     assertions, seen at the end of ``bench/sip.py`` runs). An object that
     something besides the registry still references is a bug, logged here;
     its C++ side is disowned so that Python never deletes it (``libDestroy``
-    frees what pjsua holds for it, and the process is ending). Returns how
-    many were left.
+    frees what pjsua holds for it, and the process is ending).
     """
-    left = 0
     for ref in objects:
         obj = ref()
         if obj is not None:
             logger.warning("a %s outlived the pjsua2 thread; left undeleted", type(obj).__name__)
             obj.thisown = False
-            left += 1
-    return left
