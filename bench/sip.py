@@ -69,10 +69,14 @@ from _sip_db import create_agents, jitter_buffer_totals, media_quality  # noqa: 
 from _sip_load import PASSWORD, REALM, SCENARIOS, AgentPhone, mulaw_wav, sipp  # noqa: E402
 from _sip_rtp import FrameTiming, frame_timing  # noqa: E402
 
+from assistline.settings import SipSettings  # noqa: E402
+
 TARGET_CALLS = 100
 TARGET_RATE = 50
 LEVELS = (25, 50, 75, 100, 125)
 RATES = (20, 30, 40, 50, 60)
+#: The set-up rates run with the product's own quality interval (see the module).
+PRODUCT_QUALITY = {"ASSISTLINE_SIP_QUALITY_INTERVAL": str(SipSettings().quality_interval)}
 WINDOW = 10.0
 #: Calls set up per second for the concurrency levels: measured here on a
 #: quiet run, 25 calls set up at 25/s left 2 frames lost in the workers'
@@ -311,10 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         best_rate = 0
         for rate in rates_asked:
             # A call lasts about a second (0.5 s held) and holds 2 of a worker's 4 slots.
-            # The product's quality interval: the concurrency windows' 1 s
-            # reports are an instrument of theirs, not part of a call's set-up.
-            default_quality = {"ASSISTLINE_SIP_QUALITY_INTERVAL": "10"}
-            with running(work, True, rate // 2 + 4, f"rate-{rate}", default_quality) as (
+            with running(work, True, rate // 2 + 4, f"rate-{rate}", PRODUCT_QUALITY) as (
                 server,
                 load,
             ):
