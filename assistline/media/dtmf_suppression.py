@@ -74,6 +74,11 @@ class DtmfSuppressor:
         self._mutes: list[tuple[int, int]] = []
         self.muted_samples = 0
 
+    @property
+    def started(self) -> bool:
+        """Whether any samples have been taken in since the stream began."""
+        return self._line_start != -self.latency
+
     def process(self, samples: Samples) -> Samples:
         """Take the next samples in; return as many, :attr:`latency` samples older."""
         if samples.dtype != np.int16 or samples.ndim != 1:

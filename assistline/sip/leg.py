@@ -59,6 +59,7 @@ from assistline.errors import AssistlineError
 from assistline.media.dtmf import DtmfDetector
 from assistline.media.frame import FRAME_SAMPLES, INTERNAL_RATE, AudioFrame
 from assistline.sip import protocol
+from assistline.sip.pjsua_c import keep_thread_state
 from assistline.sip.pjthread import PjThread, guarded
 
 logger = logging.getLogger(__name__)
@@ -184,12 +185,14 @@ class FramePort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no stubs
     @guarded
     def onFrameReceived(self, frame: Any) -> None:  # noqa: N802 - pjsua2's name
         """Clock thread: audio from the call."""
+        keep_thread_state()
         if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size == FRAME_BYTES:
             self.received.append(vector_bytes(frame.buf, FRAME_BYTES))
 
     @guarded
     def onFrameRequested(self, frame: Any) -> None:  # noqa: N802 - pjsua2's name
         """Clock thread: audio to the call (silence when nothing is queued)."""
+        keep_thread_state()
         try:
             data = self.to_send.popleft()
         except IndexError:
@@ -549,12 +552,11 @@ class SipLeg:
 
     def inband_digits(self, frame: AudioFrame) -> list[str]:
         """Keys whose tones ended in ``frame`` (none once DTMF came out of band)."""
+        if self.out_of_band_dtmf:
+            return []  # the keypad's tones would only repeat its events
         if self._detector is None:
             self._detector = DtmfDetector(INTERNAL_RATE)
-        events = self._detector.feed(frame.samples)
-        if self.out_of_band_dtmf:
-            return []
-        return [event.digit for event in events]
+        return [event.digit for event in self._detector.feed(frame.samples)]
 
     @property
     def through_python(self) -> bool:

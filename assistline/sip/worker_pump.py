@@ -30,8 +30,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
+import numpy as np
+
 from assistline.media.dtmf_suppression import DtmfSuppressor
-from assistline.media.frame import AudioFrame, Samples
+from assistline.media.frame import FRAME_SAMPLES, AudioFrame, Samples
 from assistline.sip import protocol
 from assistline.sip.leg import SipLeg
 from assistline.sip.worker_recording import WorkerRecordings
@@ -39,6 +41,9 @@ from assistline.webrtc.leg import WebRtcLeg
 
 #: Frames kept queued toward a leg while playing: 60 ms ahead of pjmedia's clock.
 PLAY_AHEAD = 3
+
+_SILENT_FRAME = np.zeros(FRAME_SAMPLES, np.int16)
+_SILENT_FRAME.flags.writeable = False
 
 
 class FrameSink(Protocol):
@@ -95,11 +100,12 @@ class MediaPump:
                 target = None
             recording = recordings.get(leg.id)
             suppressor = self.secure.get(leg.id)
+            heard = target is not None or (recording is not None and not recording.recorder.paused)
             while (frame := leg.read_frame()) is not None:
                 for digit in leg.inband_digits(frame):
                     self._event(protocol.Digit(leg.id, digit, "inband"))
                 if suppressor is not None:
-                    frame = AudioFrame(suppressor.process(frame.samples), frame.timestamp)
+                    frame, suppressor = self._suppressed(leg.id, suppressor, frame, heard)
                 if recording is not None:
                     recording.sent.append((now, frame))
                     recording.last_sent = now
@@ -111,11 +117,27 @@ class MediaPump:
             suppressor = self.secure.get(page.id)
             while (frame := page.read_frame()) is not None:
                 if suppressor is not None:
-                    frame = AudioFrame(suppressor.process(frame.samples), frame.timestamp)
+                    frame, suppressor = self._suppressed(page.id, suppressor, frame, True)
                 if heard_by is not None and heard_by.id not in self.playing:
                     self.send(heard_by, frame, now)
             self.play_ahead(page, now)
         self._recordings.write(now)
+
+    def _suppressed(
+        self, leg_id: str, suppressor: DtmfSuppressor, frame: AudioFrame, heard: bool
+    ) -> tuple[AudioFrame, DtmfSuppressor]:
+        """``frame`` with its keypad tones silenced, or silence if nothing hears the leg.
+
+        A caller keying a card number to the IVR is heard by nobody (no peer,
+        its recording paused), so the suppressor's work would be thrown away.
+        A suppressor fed again after such a gap starts afresh, as at
+        ``secure_start``, so no tone straddles audio it never saw.
+        """
+        if heard:
+            return AudioFrame(suppressor.process(frame.samples), frame.timestamp), suppressor
+        if suppressor.started:
+            suppressor = self.secure[leg_id] = DtmfSuppressor()
+        return AudioFrame(_SILENT_FRAME, frame.timestamp), suppressor
 
     def _peer(self, leg_id: str) -> FrameSink | None:
         peer = self._bridged.get(leg_id)
