@@ -59,7 +59,7 @@ from assistline.errors import AssistlineError
 from assistline.media.dtmf import DtmfDetector
 from assistline.media.frame import FRAME_SAMPLES, INTERNAL_RATE, AudioFrame
 from assistline.sip import protocol
-from assistline.sip.pjsua_c import keep_thread_state
+from assistline.sip.pjsua_c import keep_thread_state, no_object
 from assistline.sip.pjthread import PjThread, guarded
 
 logger = logging.getLogger(__name__)
@@ -164,10 +164,6 @@ class LegEndedError(AssistlineError):
     """The call has ended; the command came too late."""
 
 
-def _none() -> None:
-    return None
-
-
 class FramePort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no stubs
     """An ``AudioMediaPort`` passing 20 ms 16 kHz frames through two bounded rings."""
 
@@ -236,8 +232,8 @@ class SipLeg:
         self._sink = sink
         # Weak references: the PjThread's registry is the only owner of pjsua2
         # objects, so they are never deleted off the pjsua2 thread through a leg.
-        self._call_ref: Callable[[], Any] = _none
-        self._port_ref: Callable[[], FramePort | None] = _none
+        self._call_ref: Callable[[], Any] = no_object
+        self._port_ref: Callable[[], FramePort | None] = no_object
         # The rings of the leg's FramePort while it is in the bridge. The event
         # loop uses these, never the port: a strong reference to a port held
         # there could be the last one when the pjsua2 thread retires it, and
@@ -521,7 +517,7 @@ class SipLeg:
         """Take the FramePort out of the bridge (an idle port still costs a Python call a tick)."""
         port = self._port_ref()
         if port is not None:
-            self._port_ref = _none
+            self._port_ref = no_object
             # Until pjmedia lets go, the port's callbacks fill rings nobody reads.
             port.received = collections.deque(maxlen=RING_FRAMES)
             port.to_send = collections.deque(maxlen=RING_FRAMES)

@@ -51,6 +51,7 @@ import pjsua2 as pj
 
 from assistline.settings import split_address
 from assistline.sip import protocol
+from assistline.sip.pjsua_c import no_object
 from assistline.sip.pjthread import PjThread, guarded
 
 logger = logging.getLogger(__name__)
@@ -125,8 +126,8 @@ class TrunkAccounts:
         self._public_address = public_address
         self._target: tuple[str, int] | None = None
         # Weak: the PjThread's registry is the only owner of pjsua2 objects.
-        self._calls: Callable[[], Any] = lambda: None
-        self._registration: Callable[[], Any] = lambda: None
+        self._calls: Callable[[], Any] = no_object
+        self._registration: Callable[[], Any] = no_object
 
     def pj_configure(self, command: protocol.Trunk) -> None:
         """Create the calls account, and the registration account when asked."""

@@ -65,7 +65,7 @@ import pjsua2 as pj
 from assistline.sip import protocol, protocol_wire
 from assistline.sip.digits import CollectError, DigitCollections
 from assistline.sip.leg import SipLeg
-from assistline.sip.pjsua_c import DEFAULT_JITTER, JitterBuffer, pjsua_call_slots
+from assistline.sip.pjsua_c import DEFAULT_JITTER, JitterBuffer, no_object, pjsua_call_slots
 from assistline.sip.pjthread import PjsuaStoppedError, PjThread, guarded, pj_error_text
 from assistline.sip.quality import DEFAULT_INTERVAL, report_quality
 from assistline.sip.rtp_timeout import DEFAULT_TIMEOUT, watch_rtp
@@ -145,7 +145,7 @@ class MediaWorker:
             wake_address=(wake_host, sip_port),
         )
         # Weak: the PjThread's registry is the only owner of pjsua2 objects.
-        self._account: Callable[[], Any] = lambda: None
+        self._account: Callable[[], Any] = no_object
         # The SIP trunk's accounts (assistline.sip.trunk), set up by a ``trunk`` command.
         self.trunk = TrunkAccounts(
             self.pjt, self._pj_incoming, bind_address, (rtp_port_min, rtp_port_max), public_address

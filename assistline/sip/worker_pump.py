@@ -115,9 +115,10 @@ class MediaPump:
         for page in list(self._pages.values()):
             heard_by = None if page.id in self.held else self._peer(page.id)
             suppressor = self.secure.get(page.id)
+            heard = heard_by is not None
             while (frame := page.read_frame()) is not None:
                 if suppressor is not None:
-                    frame, suppressor = self._suppressed(page.id, suppressor, frame, True)
+                    frame, suppressor = self._suppressed(page.id, suppressor, frame, heard)
                 if heard_by is not None and heard_by.id not in self.playing:
                     self.send(heard_by, frame, now)
             self.play_ahead(page, now)
