@@ -43,6 +43,18 @@ def test_luhn(digits: str, valid: bool) -> None:
         ("4111  1111 1111 1111", "4111  1111 1111 1111"),
         ("two: 4111111111111111,5555555555554444", "two: [card …1111],[card …4444]"),
         ("short", "short"),
+        # Identifiers are not card numbers, even where a digit run passes Luhn...
+        (
+            "contact 75438352-6404-4304-a942-a199493b6f2b ended",
+            "contact 75438352-6404-4304-a942-a199493b6f2b ended",
+        ),
+        ("call c5c994ba7543835264044304deadbeef00", "call c5c994ba7543835264044304deadbeef00"),
+        # ...but a card number beside one is still masked.
+        (
+            "75438352-6404-4304-a942-a199493b6f2b paid 4111111111111111",
+            "75438352-6404-4304-a942-a199493b6f2b paid [card …1111]",
+        ),
+        ("4111111111111111-a942", "[card …1111]-a942"),
     ],
 )
 def test_mask_card_numbers(text: str, masked: str) -> None:
@@ -57,3 +69,4 @@ def test_masked_text_never_contains_a_card_number(text: str) -> None:
 def test_contains_card_number() -> None:
     assert contains_card_number("x 4111 1111 1111 1111 y")
     assert not contains_card_number("x 4111 1111 1111 1112 y")
+    assert not contains_card_number('{"contact": "75438352-6404-4304-a942-a199493b6f2b"}')
