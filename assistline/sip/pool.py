@@ -90,6 +90,8 @@ class Worker:
     capacity: int = 0
     last_seen: float = 0.0
     started: float = 0.0
+    #: Seconds it may stay silent before its hello (the most the watchdog gave it).
+    start_grace: float = 0.0
     restarts: int = 0
     legs: set[str] = dataclasses.field(default_factory=set)
     ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
@@ -255,6 +257,7 @@ class WorkerPool:
         )
         worker.pid = worker.process.pid
         worker.started = worker.last_seen = self._clock()
+        worker.start_grace = 0.0
         logger.info(
             "media worker %s started (pid %d, SIP port %d)", worker.id, worker.pid, worker.sip_port
         )
@@ -301,17 +304,23 @@ class WorkerPool:
                 # unread in their sockets. Read them before judging anyone.
                 logger.warning("the worker watchdog ran %.1f s late; judging next round", late)
                 continue
-            # Workers starting together share the cores (~0.4 s of CPU each to
-            # import numpy and pjsua2): each one starting adds a second of grace.
+            # Workers starting together share the cores (~0.7 s of CPU each to
+            # import numpy, aiortc and pjsua2): each one starting adds a second
+            # to the grace of all of them. A worker keeps the most it was given:
+            # 29 started at once all said hello after 18-22 s (bench/sip.py),
+            # and a grace shrinking as the others became ready had killed the
+            # last of them.
             starting = sum(1 for w in self.workers.values() if not w.ready.is_set())
-            start_limit = 5 * HEALTH_TIMEOUT + 1.0 * starting
             for worker in list(self.workers.values()):
+                if not worker.ready.is_set():
+                    grace = 5 * HEALTH_TIMEOUT + 1.0 * starting
+                    worker.start_grace = max(worker.start_grace, grace)
                 process = worker.process
                 silent = now - worker.last_seen
                 if process is None or process.returncode is not None or self._stopping:
                     continue
                 # A starting worker gets longer: importing pjsua2 takes a while.
-                limit = HEALTH_TIMEOUT if worker.ready.is_set() else start_limit
+                limit = HEALTH_TIMEOUT if worker.ready.is_set() else worker.start_grace
                 if silent > limit:
                     logger.error("media worker %s silent for %.1f s: killing it", worker.id, silent)
                     with contextlib.suppress(ProcessLookupError):

@@ -236,10 +236,13 @@ class MediaWorker:
         # load count lags: it frees a call's load at the caller's BYE, while
         # the agent leg holds its slot here until its BYE is answered.) pjsua
         # reports a call we hang up as ended at once but frees its slot only
-        # then, so its own count (this call included) is the one that binds.
+        # then, so its own count is the one that binds. pjsua2 calls this
+        # before pjsua counts the new call (from on_create_media_transport):
+        # the count excludes it. (Counting it as included let a caller in
+        # beside a slot still releasing, and its agent leg then failed.)
         echo = sip_user(to_uri) == ECHO_USER
         needed = 1 if echo else protocol.SLOTS_PER_CALL
-        held = max(len(self._active), pjsua_call_slots() - 1)
+        held = max(len(self._active), pjsua_call_slots())
         if held + len(self._awaiting_agent) + needed > self.capacity:
             leg.pj_answer(503, "Worker Full")
             return
@@ -272,10 +275,14 @@ class MediaWorker:
     def _pj_place_call(self, command: protocol.PlaceCall, caller: SipLeg | None) -> str:
         if caller is not None and caller.ended:
             raise CommandError(404, f"leg {caller.id} has ended")
+        # The slot a caller reserved is used now, or if it is not one of
+        # them, any caller's; given up only once the INVITE is sent, so a
+        # retry while an ended call's slot is still releasing finds it again.
+        reserved: str | None = None
         if caller is not None and caller.id in self._awaiting_agent:
-            self._awaiting_agent.discard(caller.id)  # the slot it reserved is used now
+            reserved = caller.id
         elif self._awaiting_agent:
-            self._awaiting_agent.pop()  # a caller's reserved slot is used now
+            reserved = next(iter(self._awaiting_agent))
         elif max(len(self._active), pjsua_call_slots()) >= self.capacity:
             raise CommandError(503, "worker full")
         leg = SipLeg(self.pjt, f"{self.id}-{next(self._numbers)}", self._event)
@@ -294,6 +301,8 @@ class MediaWorker:
             if getattr(error, "status", 0) == PJ_ETOOMANY:
                 raise CommandError(503, "worker full: ended calls still releasing") from None
             raise
+        if reserved is not None:
+            self._awaiting_agent.discard(reserved)
         self._active.add(leg.id)
         leg.on_ended = self._pj_ended
         self.pjt.emit(self._adopt, leg, False)
