@@ -237,12 +237,15 @@ class MediaWorker:
         # the agent leg holds its slot here until its BYE is answered.) pjsua
         # reports a call we hang up as ended at once but frees its slot only
         # then, so its own count is the one that binds. pjsua2 calls this
-        # before pjsua counts the new call (from on_create_media_transport):
-        # the count excludes it. (Counting it as included let a caller in
-        # beside a slot still releasing, and its agent leg then failed.)
+        # before pjsua counts the new call (from on_create_media_transport),
+        # so the count excludes it; less one, a slot still releasing is taken
+        # as free. It normally is free within milliseconds, and the agent leg
+        # waits up to RELEASE_WAIT for it; refusing would send the caller on
+        # to another worker. (Refusing was tried at 40 and 50 calls/s: fewer
+        # agent legs failed, more callers ran out of workers at the edge.)
         echo = sip_user(to_uri) == ECHO_USER
         needed = 1 if echo else protocol.SLOTS_PER_CALL
-        held = max(len(self._active), pjsua_call_slots())
+        held = max(len(self._active), pjsua_call_slots() - 1)
         if held + len(self._awaiting_agent) + needed > self.capacity:
             leg.pj_answer(503, "Worker Full")
             return

@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import typing
 import wave
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -26,7 +24,6 @@ from tests.integration.sip.worker_peers import (
     rtp_packet,
     run_sipp,
     short_dir,
-    until,
     worker_process,
 )
 
@@ -503,85 +500,3 @@ async def test_stop_with_bridged_recorded_legs_up_exits_cleanly(
         assert ended_legs == set(legs)
         await asyncio.gather(*calls)
     assert json.loads((tmp_path / "up.json").read_text())["complete"] is True
-
-
-class _DeafPhone(asyncio.DatagramProtocol):
-    """A phone that answers an INVITE and never answers the BYE that follows.
-
-    pjsua frees a hung-up call's slot only when its BYE is answered (or
-    times out after 32 s), so a call to this phone holds a slot after it ended.
-    """
-
-    def __init__(self, rtp_port: int) -> None:
-        self.rtp_port = rtp_port
-        self.byes = 0
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = typing.cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        text = data.decode(errors="replace")
-        if text.startswith("BYE "):
-            self.byes += 1
-        if not text.startswith("INVITE ") or self.transport is None:
-            return
-        head = text.split("\r\n\r\n", 1)[0].split("\r\n")
-        kept = [
-            line for line in head[1:] if line.split(":")[0] in ("Via", "From", "Call-ID", "CSeq")
-        ]
-        to = next(line for line in head if line.startswith("To:"))
-        sdp = (
-            "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-            f"m=audio {self.rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
-        )
-        reply = [
-            "SIP/2.0 200 OK",
-            *kept,
-            f"{to};tag=deaf",
-            f"Contact: <sip:phone@127.0.0.1:{self.transport.get_extra_info('sockname')[1]}>",
-            "Content-Type: application/sdp",
-            f"Content-Length: {len(sdp)}",
-        ]
-        self.transport.sendto(("\r\n".join(reply) + "\r\n\r\n" + sdp).encode(), addr)
-
-
-async def test_a_caller_is_refused_while_an_ended_call_still_holds_its_slot(
-    control: Control,
-) -> None:
-    loop = asyncio.get_running_loop()
-    phone_port = free_udp_port()
-    transport, phone = await loop.create_datagram_endpoint(
-        lambda: _DeafPhone(free_udp_port()), local_addr=("127.0.0.1", phone_port)
-    )
-    try:
-        async with worker_process(control) as worker:
-            await control.expect(protocol.Hello)
-            await control.send(
-                protocol.PlaceCall(1, f"sip:ada@127.0.0.1:{phone_port}", "sip:queue@example.test")
-            )
-            placed = (await control.expect(protocol.Result)).leg
-            await control.expect(protocol.Answered, lambda e: e.leg == placed)
-            await control.send(protocol.Hangup(2, placed))
-            await control.expect(protocol.CallEnded, lambda e: e.leg == placed)
-            await until(lambda: phone.byes > 0, 5)
-
-            # One slot of four is still releasing: a caller for an agent (two
-            # slots, its own and its agent's) fits; a second one does not.
-            keys = [("rtp_sink", str(free_udp_port())), ("contact", "contact-1")]
-            first = asyncio.create_task(
-                run_sipp("agent_caller_refused.xml", worker.port, service="ada", keys=keys)
-            )
-            ringing = await control.expect(protocol.IncomingCall)
-            keys = [("rtp_sink", str(free_udp_port())), ("contact", "contact-2")]
-            second = await run_sipp(
-                "agent_caller_refused.xml", worker.port, service="bob", keys=keys, timeout=5
-            )
-            assert "SIP/2.0 503 Worker Full" in second.errors, second.errors
-            assert not any(
-                isinstance(m, protocol.IncomingCall) and m.leg != ringing.leg for m in control.seen
-            )
-            await control.send(protocol.Hangup(3, ringing.leg, 480))
-            assert (await first).successful == 1
-    finally:
-        transport.close()
