@@ -45,7 +45,7 @@ def test_defaults_give_the_documented_protections() -> None:
     assert 'modparam("dispatcher", "ds_ping_interval", 1)' in text
     assert 'modparam("tm", "fr_timer", 3000)' in text
     assert 'modparam("auth", "secret", "0123abcd")' in text
-    assert 'ds_select_dst("1", "10")' in text
+    assert 'ds_select_dst("1", "10", "10")' in text
     assert 'pv_auth_check("assistline", "$var(ha1)", "1", "1")' in text
     assert '"friendly-scanner|sipvicious|sipcli|vaxsipuseragent"' in text
     assert "{{" not in text

@@ -47,3 +47,39 @@ async def test_a_late_watchdog_round_judges_nobody_and_the_next_one_does() -> No
     finally:
         watch.cancel()
         await asyncio.gather(watch, return_exceptions=True)
+
+
+async def test_a_starting_worker_keeps_the_grace_of_all_that_started_with_it() -> None:
+    # Three workers start together: each gets 5 x 2 s + 1 s per worker
+    # starting = 13 s to say hello, and keeps it as the other two get ready
+    # (they share the cores until then, so the last is as slow as all three).
+    now = [100.0]
+    pool = WorkerPool(Path("/run/x.sock"), _ignore, TaskRegistry(), clock=lambda: now[0])
+    processes = {}
+    for index in (1, 2, 3):
+        worker = Worker(f"w{index}", 6000 + index, last_seen=100.0)
+        processes[worker.id] = SilentProcess()
+        worker.process = processes[worker.id]  # type: ignore[assignment]  # kill() only
+        pool.workers[worker.id] = worker
+    watch: asyncio.Task[Any] = asyncio.create_task(pool._watch())
+    try:
+        await asyncio.sleep(0.05)
+        now[0] = 100.2  # the first round: three starting
+        await asyncio.sleep(0.2)
+        assert [w.start_grace for w in pool.workers.values()] == [13.0, 13.0, 13.0]
+        for worker_id in ("w1", "w2"):
+            pool.workers[worker_id].ready.set()
+            pool.workers[worker_id].last_seen = 112.0
+        now[0] = 112.2  # a jump: that round is late and judges nobody
+        await asyncio.sleep(0.2)
+        now[0] = 112.4  # on time; w3 silent 12.4 s, the only one starting now
+        await asyncio.sleep(0.2)
+        assert not processes["w3"].killed
+        assert pool.workers["w3"].start_grace == 13.0
+        now[0] = 113.2
+        await asyncio.sleep(0.2)
+        assert processes["w3"].killed
+        assert not processes["w1"].killed and not processes["w2"].killed
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
