@@ -1,8 +1,9 @@
-"""Build hook: compile the optional C accelerators (``assistline/media/_*.c``).
+"""Build hook: compile the optional C extensions (``assistline/*/_*.c``).
 
 aiohttp's way: the extension is built when a C compiler and the Python
-headers are there, and the package falls back to its numpy code when they
-are not (a warning says so at build time). Editable installs build the
+headers are there, and the package falls back to its Python path (the
+numpy codecs, pjmedia's own media thread) when they are not (a warning
+says so at build time). Editable installs build the
 module in place beside its source; wheels carry it and get a platform tag.
 """
 
@@ -20,6 +21,7 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 EXTENSIONS = {
     "assistline/media/_g711": "assistline/media/_g711.c",
     "assistline/media/_dtmf": "assistline/media/_dtmf.c",
+    "assistline/sip/_media_poll": "assistline/sip/_media_poll.c",
 }
 
 
@@ -65,7 +67,7 @@ class CustomBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             complaint = _compile(root / source, target)
             if complaint is not None:
                 self.app.display_warning(
-                    f"{source} not compiled, the numpy fallback will be used: {complaint}"
+                    f"{source} not compiled, its Python fallback will be used: {complaint}"
                 )
                 continue
             build_data["pure_python"] = False

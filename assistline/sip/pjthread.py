@@ -103,6 +103,7 @@ from typing import Any, TypeVar
 import pjsua2 as pj
 
 from assistline.errors import AssistlineError
+from assistline.sip import media_poll
 from assistline.sip.pjsua_c import DEFAULT_JITTER, JitterBuffer, disown_survivors, pjsua
 
 logger = logging.getLogger(__name__)
@@ -427,10 +428,11 @@ class PjThread:
         config.medConfig.quality = MEDIA_QUALITY
         config.medConfig.ecTailLen = 0
         self._jitter.apply(config)
-        # By default RTP has pjmedia's own ioqueue and thread, so packets never
-        # wake this Python thread (measured, 10 bridged calls: 1.14 % of a core
-        # per call vs 1.25 % sharing); RFC 4733 digits then reach onDtmfDigit
-        # on that thread, which only posts an event. Sharing puts them here.
+        # By default RTP has pjmedia's own ioqueue and a thread polling it, so
+        # packets never wake this Python thread (measured, 10 bridged calls:
+        # 1.14 % of a core per call vs 1.25 % sharing); RFC 4733 digits then
+        # reach onDtmfDigit on that thread, which only posts an event. Sharing
+        # puts them here.
         # (The ~75 attempts/s abort of worker.py happens with either choice.)
         if self._shared_ioqueue:
             config.medConfig.hasIoqueue = False
@@ -439,6 +441,10 @@ class PjThread:
         ep.audDevManager().setNullDev()
         self._setup(ep)
         ep.libStart()
+        # That thread is our own C one in place of pjmedia's, which wakes
+        # every 10 ms (see media_poll).
+        if not self._shared_ioqueue and media_poll.available():
+            media_poll.start()
 
     def _shutdown(self) -> None:
         ep = self.endpoint
@@ -480,6 +486,7 @@ class PjThread:
         ep = self.endpoint
         if ep is None:
             return
+        media_poll.stop()  # it polls a queue libDestroy frees
         try:
             ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
         except Exception as error:  # noqa: BLE001 - nothing more to do at exit

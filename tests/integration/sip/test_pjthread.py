@@ -10,6 +10,7 @@ import asyncio
 import ctypes
 import threading
 import weakref
+from pathlib import Path
 from typing import Any
 
 import pjsua2 as pj
@@ -94,3 +95,28 @@ def test_jitter_buffer_settings_reach_the_media_config(discard: str, value: int)
     assert ctypes.c_int.from_address(int(config.medConfig.jbDiscardAlgo)).value == value
     assert JITTER_DISCARD[discard] == value
     assert config.medConfig.jbMax == 160
+
+
+def _thread_names() -> list[str]:
+    tasks = Path("/proc/self/task")
+    return sorted((task / "comm").read_text().strip() for task in tasks.iterdir())
+
+
+def _process_name() -> str:
+    return Path("/proc/self/comm").read_text().strip()
+
+
+async def test_our_poller_replaces_pjmedias_media_thread_and_stops_with_pjsua() -> None:
+    # pjmedia names its I/O queue thread "media"; ours keeps the process's name.
+    own = _process_name()
+    await asyncio.to_thread(lambda: None)  # stop() joins through the executor: start it now
+    before = _thread_names()
+    pjt = PjThread(lambda endpoint: None)
+    await pjt.start()
+    try:
+        running = _thread_names()
+        assert "media" not in running
+        assert running.count(own) == before.count(own) + 2  # pjsua2's and the poller
+    finally:
+        await pjt.stop()
+    assert _thread_names().count(own) == before.count(own)
