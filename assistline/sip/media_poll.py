@@ -18,17 +18,15 @@ only a call's first packets (its jitter buffer is filling then anyway);
 sending never waits for the poll.
 
 Where the extension was not compiled, pjmedia's own thread does the work,
-as before.
+as before. Where it was and cannot start (pjlib refuses its thread), the
+worker does not start: nobody would read its RTP.
 """
 
 from __future__ import annotations
 
-import logging
 from types import ModuleType
 
 import pjsua2 as pj
-
-logger = logging.getLogger(__name__)
 
 #: How long one poll waits for a packet (pjmedia's own thread: 10 ms).
 POLL_MS = 50
