@@ -22,6 +22,7 @@ EXTENSIONS = {
     "assistline/media/_g711": "assistline/media/_g711.c",
     "assistline/media/_dtmf": "assistline/media/_dtmf.c",
     "assistline/sip/_media_poll": "assistline/sip/_media_poll.c",
+    "assistline/sip/_ring_port": "assistline/sip/_ring_port.c",
 }
 
 

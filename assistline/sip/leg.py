@@ -1,26 +1,22 @@
 """A SIP call inside a media worker, as a *leg* of the media model.
 
-A :class:`SipLeg` wraps one pjsua2 ``Call`` and one ``AudioMediaPort``
-(:class:`FramePort`) connected to the call's audio in pjmedia's conference
-bridge. The port runs at the internal rate (16 kHz, 20 ms), so it sees
-exactly :class:`~assistline.media.frame.AudioFrame`-sized buffers, and
-pjmedia does the G.711/G.722 coding and any resampling: the bridge itself
-mixes at ``sip.bridge_rate``. At 8 kHz a G.711 call bridged to another
-never meets a resampler (measured with ``bench/sip.py``, 40 bridged and
-recorded calls: 32.7 % of a core at 16 kHz, 20.0 % at 8 kHz, where
-pjmedia's resampler had been a quarter of the work); the FramePort is
-then converted 8 ↔ 16 kHz by the bridge.
+A :class:`SipLeg` wraps one pjsua2 ``Call`` and, while its audio passes
+through Python, one port in pjmedia's conference bridge connected to the
+call's audio (:mod:`~assistline.sip.leg_port`: 16 kHz, 20 ms frames through
+two bounded rings). pjmedia does the G.711/G.722 coding and any
+resampling: the bridge itself mixes at ``sip.bridge_rate``. At 8 kHz a
+G.711 call bridged to another never meets a resampler (measured with
+``bench/sip.py``, 40 bridged and recorded calls: 32.7 % of a core at
+16 kHz, 20.0 % at 8 kHz, where pjmedia's resampler had been a quarter of
+the work); the leg's port is then converted 8 ↔ 16 kHz by the bridge.
 
 Threads. The pjsua2 objects live on the :class:`~.pjthread.PjThread`: the
 signalling callbacks (``onCallState``, ``onCallMediaState``, and
 ``onDtmfDigit`` for SIP INFO) run there and post protocol events to the
 event loop with :meth:`~.pjthread.PjThread.emit`. ``onDtmfDigit`` for
 RFC 4733 runs on pjmedia's RTP thread and only posts its event (it touches
-no pjsua2 object). ``onFrameReceived`` and ``onFrameRequested`` run on
-pjmedia's *clock thread*, so audio
-crosses threads only through two bounded ``collections.deque(maxlen=…)``
-rings of ``bytes`` (appends and pops of a deque are atomic under the GIL; a
-full ring drops its oldest frame, so a stalled reader never grows memory).
+no pjsua2 object). Frames cross from pjmedia's clock thread to the event
+loop only through the port's rings (:mod:`~assistline.sip.leg_port`).
 
 DTMF: RFC 4733 events and SIP INFO (``application/dtmf-relay``) both reach
 ``onDtmfDigit`` with the method, and become the same ``digit`` event
@@ -28,23 +24,10 @@ DTMF: RFC 4733 events and SIP INFO (``application/dtmf-relay``) both reach
 media core's detector over received frames for tones in the audio
 (``inband``), silenced once the leg has used RFC 4733 or INFO. Digits are
 never logged.
-
-Frame copies. pjsua2 hands frames over as a SWIG ``ByteVector`` (a C++
-``std::vector<unsigned char>``), which Python can only walk element by
-element: measured here (pjsua2-python 2.15.1), copying 640 bytes out costs
-~600 µs through ``tuple()`` (~1.2 ms through ``bytes()``) and building one
-from ``bytes`` ~23 µs: 3 % of a core per leg for reading alone. So the
-port copies through the vector's data pointer instead (:func:`vector_bytes`
-and :func:`fill_frame`, ~1.5 µs and ~4.5 µs): the pointer is the first
-word of a libstdc++ vector, which :func:`_vector_layout_ok` checks once on
-a vector of known contents; where the layout differs the slow copies are
-used and a warning says so.
 """
 
 from __future__ import annotations
 
-import collections
-import ctypes
 import dataclasses
 import itertools
 import logging
@@ -57,58 +40,17 @@ import pjsua2 as pj
 
 from assistline.errors import AssistlineError
 from assistline.media.dtmf import DtmfDetector
-from assistline.media.frame import FRAME_SAMPLES, INTERNAL_RATE, AudioFrame
+from assistline.media.frame import INTERNAL_RATE, AudioFrame
 from assistline.sip import protocol
-from assistline.sip.pjsua_c import keep_thread_state, no_object
+from assistline.sip.leg_port import NO_RINGS, LegPort, new_port
+from assistline.sip.pjsua_c import no_object
 from assistline.sip.pjthread import PjThread, guarded
 
 logger = logging.getLogger(__name__)
 
-#: Frames each audio ring holds: 200 ms.
-RING_FRAMES = 10
-FRAME_BYTES = FRAME_SAMPLES * 2
-_SILENCE = bytes(FRAME_BYTES)
-
 EventSink = Callable[[protocol.Event], None]
 
 _port_names = itertools.count(1)
-
-
-def _data_pointer(vector: Any) -> int:
-    """The address of a ``std::vector``'s first element (libstdc++: its first word)."""
-    return ctypes.c_void_p.from_address(int(vector.this)).value or 0
-
-
-def _vector_layout_ok() -> bool:
-    probe = bytes(range(256)) * 2 + bytes(range(128))
-    vector = pj.ByteVector(probe)
-    try:
-        return ctypes.string_at(_data_pointer(vector), len(probe)) == probe
-    except (TypeError, ValueError, OSError):
-        return False
-
-
-_FAST_COPY = _vector_layout_ok()
-if not _FAST_COPY:
-    logger.warning("pjsua2's ByteVector layout is unknown: frames are copied the slow way")
-
-
-def vector_bytes(vector: Any, size: int) -> bytes:
-    """The first ``size`` bytes of a ``ByteVector`` (which holds at least ``size``)."""
-    if _FAST_COPY:
-        return ctypes.string_at(_data_pointer(vector), size)
-    return bytes(tuple(vector)[:size])
-
-
-def fill_frame(frame: Any, data: bytes) -> None:
-    """Put ``data`` in a ``MediaFrame``'s buffer (``frame.buf`` is the member itself)."""
-    if not _FAST_COPY:
-        frame.buf = pj.ByteVector(data)
-        return
-    vector = frame.buf
-    if len(vector) != len(data):
-        vector.resize(len(data))
-    ctypes.memmove(_data_pointer(vector), data, len(data))
 
 
 def tx_option(headers: protocol.Headers) -> Any:
@@ -164,40 +106,6 @@ class LegEndedError(AssistlineError):
     """The call has ended; the command came too late."""
 
 
-class FramePort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no stubs
-    """An ``AudioMediaPort`` passing 20 ms 16 kHz frames through two bounded rings."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.received: collections.deque[bytes] = collections.deque(maxlen=RING_FRAMES)
-        self.to_send: collections.deque[bytes] = collections.deque(maxlen=RING_FRAMES)
-
-    def create(self, name: str) -> None:
-        """Register the port in the conference bridge (pjsua2 thread)."""
-        fmt = pj.MediaFormatAudio()
-        fmt.init(pj.PJMEDIA_FORMAT_PCM, INTERNAL_RATE, 1, 20_000, 16)
-        self.createPort(name, fmt)
-
-    @guarded
-    def onFrameReceived(self, frame: Any) -> None:  # noqa: N802 - pjsua2's name
-        """Clock thread: audio from the call."""
-        keep_thread_state()
-        if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size == FRAME_BYTES:
-            self.received.append(vector_bytes(frame.buf, FRAME_BYTES))
-
-    @guarded
-    def onFrameRequested(self, frame: Any) -> None:  # noqa: N802 - pjsua2's name
-        """Clock thread: audio to the call (silence when nothing is queued)."""
-        keep_thread_state()
-        try:
-            data = self.to_send.popleft()
-        except IndexError:
-            data = _SILENCE
-        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
-        fill_frame(frame, data)
-        frame.size = FRAME_BYTES
-
-
 class _Call(pj.Call):  # type: ignore[misc]  # pjsua2 has no stubs
     def __init__(self, account: Any, call_id: int, leg: SipLeg) -> None:
         if call_id < 0:
@@ -233,13 +141,10 @@ class SipLeg:
         # Weak references: the PjThread's registry is the only owner of pjsua2
         # objects, so they are never deleted off the pjsua2 thread through a leg.
         self._call_ref: Callable[[], Any] = no_object
-        self._port_ref: Callable[[], FramePort | None] = no_object
-        # The rings of the leg's FramePort while it is in the bridge. The event
-        # loop uses these, never the port: a strong reference to a port held
-        # there could be the last one when the pjsua2 thread retires it, and
-        # pjsua2 objects must be deleted on their thread (pjlib aborts).
-        self._received: collections.deque[bytes] = collections.deque()
-        self._to_send: collections.deque[bytes] = collections.deque()
+        self._port_ref: Callable[[], LegPort | None] = no_object
+        # The rings of the leg's port while it is in the bridge. The event loop
+        # uses these, never the port (see leg_port: who frees what, where).
+        self._rings = NO_RINGS
         self._held = False
         self._answered = False
         self._ringing = False
@@ -466,13 +371,11 @@ class SipLeg:
             return  # the peer's media will connect both; a leg going needs none
         port = self._port_ref()
         if port is None:
-            port = self._pjt.hold(FramePort())
-            port.create(f"leg-{next(_port_names)}")
+            port = self._pjt.hold(new_port(f"leg-{next(_port_names)}"))
             self._port_ref = weakref.ref(port)
-            self._received, self._to_send = port.received, port.to_send
+            self._rings = port.rings
             self._media_path_changed()
-        audio.startTransmit(port)
-        port.startTransmit(audio)
+        port.connect(audio)
 
     def _on_stream_destroyed(self, call: Any, index: int) -> None:
         """The stream still exists here: report what it received since last time."""
@@ -506,22 +409,20 @@ class SipLeg:
         )
 
     def _unplug(self, audio: Any) -> None:
-        """Stop frames flowing between the call and its FramePort (none cross into Python)."""
+        """Stop frames flowing between the call and its port (none cross into Python)."""
         port = self._port_ref()
         if port is not None:
-            audio.stopTransmit(port)
-            port.stopTransmit(audio)
+            port.disconnect(audio)
             self._retire_port()
 
     def _retire_port(self) -> None:
-        """Take the FramePort out of the bridge (an idle port still costs a Python call a tick)."""
+        """Take the leg's port out of the bridge (an idle port still costs a call a tick)."""
         port = self._port_ref()
         if port is not None:
             self._port_ref = no_object
-            # Until pjmedia lets go, the port's callbacks fill rings nobody reads.
-            port.received = collections.deque(maxlen=RING_FRAMES)
-            port.to_send = collections.deque(maxlen=RING_FRAMES)
-            self._received, self._to_send = collections.deque(), collections.deque()
+            # Until pjmedia lets go, the port fills rings nobody reads.
+            self._rings = NO_RINGS
+            port.rings.clear()
             self._pjt.retire(port)
             self._media_path_changed()
 
@@ -538,9 +439,8 @@ class SipLeg:
 
     def read_frame(self) -> AudioFrame | None:
         """The oldest frame heard from the call, or None when none is waiting."""
-        try:
-            data = self._received.popleft()
-        except IndexError:
+        data = self._rings.read()
+        if data is None:
             return None
         frame = AudioFrame(np.frombuffer(data, dtype=np.int16).copy(), self._rx_timestamp)
         self._rx_timestamp = frame.next_timestamp
@@ -556,14 +456,13 @@ class SipLeg:
 
     @property
     def through_python(self) -> bool:
-        """Whether the leg's frames pass through Python (its FramePort is in the bridge)."""
-        return self._to_send.maxlen is not None
+        """Whether the leg's frames pass through Python (its port is in the bridge)."""
+        return self._rings is not NO_RINGS
 
     def queued(self) -> int:
         """Frames waiting to be sent to the call."""
-        return len(self._to_send)
+        return self._rings.queued()
 
     def write_frame(self, frame: AudioFrame) -> None:
         """Queue a frame to send to the call (the oldest is dropped when 200 ms are queued)."""
-        if self._to_send.maxlen:  # a FramePort's ring: the leg's frames go through Python
-            self._to_send.append(frame.samples.tobytes())
+        self._rings.write(frame.samples.tobytes())

@@ -98,13 +98,16 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pjsua2 as pj
 
 from assistline.errors import AssistlineError
 from assistline.sip import media_poll
 from assistline.sip.pjsua_c import DEFAULT_JITTER, JitterBuffer, disown_survivors, pjsua
+
+if TYPE_CHECKING:
+    from assistline.sip.leg_port import LegPort
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +204,7 @@ class PjThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending_release: list[Any] = []
         self._deferred: list[Callable[[], None]] = []
-        self._retired: list[Any] = []
+        self._retired: list[LegPort] = []
         self.endpoint: Any = None
         #: pjsua2 objects alive on this thread, by id(); touch only on the thread.
         self.keep: dict[int, Any] = {}
@@ -315,7 +318,7 @@ class PjThread:
         """Stop keeping ``obj``: deleted when the caller drops it (a job, never a callback)."""
         self.keep.pop(id(obj), None)
 
-    def retire(self, port: Any) -> None:
+    def retire(self, port: LegPort) -> None:
         """Take a conference ``port`` out of the bridge now; delete it once pjmedia lets go.
 
         pjmedia's bridge calls every port it holds on each clock tick, even
@@ -328,10 +331,12 @@ class PjThread:
         object (SIGSEGV under 50 calls/s). So the port leaves the bridge
         first (pjsua's own C call, which pjsua2 does not wrap), stays
         alive, and is deleted on a later loop turn once its slot is empty
-        (see :meth:`_sweep_retired`). pjsua2 thread only.
+        (see :meth:`_sweep_retired`). A C port (``leg_port.RingPort``)
+        never calls into Python, but pjmedia reads it until then all the
+        same. pjsua2 thread only.
         """
         self.keep.pop(id(port), None)
-        pjsua.remove(int(port.getPortId()))
+        port.remove_from_bridge()
         self._retired.append(port)
 
     def _sweep_retired(self) -> None:
@@ -342,8 +347,13 @@ class PjThread:
         are added only on this thread, so not between this check and the
         deletion) keeps its retired port for a later turn.
         """
-        # Ports left out of the new list are deleted with the old one.
-        self._retired = [port for port in self._retired if pjsua.occupied(int(port.getPortId()))]
+        kept = []
+        for port in self._retired:
+            if pjsua.occupied(int(port.getPortId())):
+                kept.append(port)
+            else:
+                port.let_go()
+        self._retired = kept  # the others are deleted with the old list
 
     def defer(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the next loop turn, outside any callback (pjsua2 thread only).

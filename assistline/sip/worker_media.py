@@ -27,7 +27,7 @@ from assistline.media.frame import FRAME_SAMPLES, INTERNAL_RATE, AudioFrame, Sam
 from assistline.media.recorder import Recorder, sidecar_path
 from assistline.media.resample import resample
 from assistline.media.tones import CALL_PROGRESS_TONES
-from assistline.sip.leg import RING_FRAMES
+from assistline.sip.leg_port import RING_FRAMES
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class PairedRecording:
     channel has had nothing for :data:`PAIR_WAIT` is written beside
     silence. The leg's own frames set the pace: what it hears is written
     alone only while it sends nothing (no media yet, or on hold), and that
-    queue drops its oldest frame beyond :data:`~assistline.sip.leg.RING_FRAMES`,
+    queue drops its oldest frame beyond :data:`~assistline.sip.leg_port.RING_FRAMES`,
     as the leg's outgoing ring does.
     """
 

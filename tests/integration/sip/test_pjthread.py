@@ -16,15 +16,16 @@ from typing import Any
 import pjsua2 as pj
 import pytest
 
+from assistline.sip.leg_port import FRAME_BYTES, FramePort, RingPort, new_port
 from assistline.sip.pjsua_c import JITTER_DISCARD, JitterBuffer
 from assistline.sip.pjthread import PjThread
 
 
-class CountingPort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no stubs
+class CountingPort(FramePort):
     """Counts the clock's calls: an idle port still gets a NULL frame every tick."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__("counting")
         self.calls = 0
         self.lock = threading.Lock()
 
@@ -58,11 +59,7 @@ async def test_a_retired_port_gets_no_more_frames_and_is_deleted() -> None:
     try:
 
         def create() -> CountingPort:
-            port = pjt.hold(CountingPort())
-            fmt = pj.MediaFormatAudio()
-            fmt.init(pj.PJMEDIA_FORMAT_PCM, 16_000, 1, 20_000, 16)
-            port.createPort("counting", fmt)
-            return port
+            return pjt.hold(CountingPort())
 
         # Only the thread may own (and so delete) a pjsua2 object: the test keeps a weak reference.
         port = weakref.ref(await pjt.run(create))
@@ -82,6 +79,67 @@ async def test_a_retired_port_gets_no_more_frames_and_is_deleted() -> None:
             await asyncio.sleep(0.05)
         assert port() is None
         assert slot not in await pjt.run(_bridge_slots)
+    finally:
+        await pjt.stop()
+
+
+def _ring_port(name: str) -> RingPort:
+    port = new_port(name)
+    assert isinstance(port, RingPort)  # the C port, compiled by make
+    return port
+
+
+def _ring_ports(pjt: PjThread) -> tuple[RingPort, RingPort]:
+    first, second = _ring_port("first"), _ring_port("second")
+    first.connect(second)  # a RingPort has a slot like a call's audio
+    return pjt.hold(first), pjt.hold(second)
+
+
+def _retire(pjt: PjThread, *ports: RingPort) -> None:
+    for port in ports:
+        pjt.retire(port)
+
+
+def _read_all(port: RingPort) -> list[bytes]:
+    frames = []
+    while (frame := port.rings.read()) is not None:
+        frames.append(frame)
+    return frames
+
+
+async def test_ring_ports_carry_frames_through_the_bridge_and_are_freed() -> None:
+    pjt = PjThread(lambda endpoint: None)
+    await pjt.start()
+    try:
+        first, second = await pjt.run(lambda: _ring_ports(pjt))
+        frame = bytes(range(256)) * 2 + bytes(128)
+        assert len(frame) == FRAME_BYTES
+        _read_all(second)
+        first.rings.write(frame)
+        assert first.rings.queued() == 1
+        heard: list[bytes] = []
+        for _ in range(20):
+            await asyncio.sleep(0.02)
+            heard += _read_all(second)
+            if frame in heard:
+                break
+        assert frame in heard  # the clock took it from one ring and put it in the other
+        assert first.rings.queued() == 0
+        assert all(other == bytes(FRAME_BYTES) for other in heard if other != frame)
+
+        for _ in range(15):  # a full ring keeps the newest frames
+            first.rings.write(frame)
+        assert first.rings.queued() == 10
+        with pytest.raises(ValueError, match="640 bytes"):
+            first.rings.write(b"short")
+
+        slots = {first.getPortId(), second.getPortId()}
+        await pjt.run(lambda: _retire(pjt, first, second))
+        for _ in range(20):
+            if not slots & set(await pjt.run(_bridge_slots)):
+                break
+            await asyncio.sleep(0.05)
+        assert not slots & set(await pjt.run(_bridge_slots))
     finally:
         await pjt.stop()
 
