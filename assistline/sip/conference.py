@@ -1,12 +1,12 @@
 """Bridged legs and their recordings inside pjmedia's conference bridge.
 
 A worker carries a leg's audio one of two ways. Through Python (the
-leg's :class:`~assistline.sip.leg.FramePort`): the echo extension, prompts,
+leg's port in the bridge, :mod:`~assistline.sip.leg_port`): the echo extension, prompts,
 in-band DTMF detection and the media core's recorder need the frames. Or,
 once two legs are bridged and nothing needs their frames, **directly** in
 pjmedia's conference bridge: each leg's call port transmits to the other
 and no frame crosses into Python. The direct path is what ``bridge`` uses;
-a leg leaves it (back to its FramePort) when its peer ends.
+a leg leaves it (back to a port of its own) when its peer ends.
 
 Why direct: measured here with sipp on both sides of one worker, a bridged
 G.711 call with recording cost ~4 % of a core through Python (two SWIG

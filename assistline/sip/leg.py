@@ -159,7 +159,7 @@ class SipLeg:
         self.out_of_band_dtmf = False
         self.on_ended: Callable[[SipLeg], None] | None = None
         #: Called on the event loop when the leg's frames start or stop passing
-        #: through Python (a FramePort joins or leaves the bridge).
+        #: through Python (a port joins or leaves the bridge).
         self.on_media_path: Callable[[], None] | None = None
         #: A leg hung up when this one ends (``place_call``'s connect_to).
         self.ends_with: SipLeg | None = None
@@ -211,7 +211,7 @@ class SipLeg:
         param.statusCode = status
         if reason:
             param.reason = reason
-        self._hanging_up = True  # its frames need no FramePort any more
+        self._hanging_up = True  # its frames need no port any more
         call.hangup(param)
 
     def pj_hang_up_with_partner(self) -> None:
@@ -347,7 +347,7 @@ class SipLeg:
             self._connect(audio)
 
     def pj_go_python(self) -> None:
-        """Back to the FramePort (the peer ended or is taken away)."""
+        """Back to a port of its own (the peer ended or is taken away)."""
         peer, self.direct_peer = self.direct_peer, None
         audio = self.pj_audio()
         if audio is None:

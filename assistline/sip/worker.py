@@ -17,7 +17,7 @@ audio also goes through the media core's DTMF detector
 with method ``inband`` until the leg has sent an RFC 4733 or SIP INFO digit
 (phones that send both would otherwise report each key twice).
 
-Media in the worker is moved by one asyncio task every 10 ms, while any
+Media in the worker is moved by one asyncio task every 20 ms, while any
 leg's frames pass through Python (:mod:`assistline.sip.worker_pump`):
 received frames go through the detector, then back (echo) or to a leg
 bridged through Python, and a playing prompt or tone is kept a few frames
@@ -28,7 +28,7 @@ peer (the pump's suppressors), a pjmedia-bridged pair moved to Python.
 (:mod:`assistline.sip.conference`: no frame crosses into Python, measured
 ~4 % of a core per bridged call the other way), unless one of them is
 already recorded through Python; with no leg's frames in Python (none has a
-FramePort: ringing legs have none) the task sleeps. Bridges, hold, secure
+port in the bridge: ringing legs have none) the task sleeps. Bridges, hold, secure
 capture and ``place_call``'s connect-on-answer are
 :mod:`assistline.sip.worker_bridges`.
 A customer's WebRTC leg (``webrtc_offer``, :mod:`assistline.sip.worker_webrtc`)
@@ -39,7 +39,7 @@ while each still comes as a ``digit`` event. Other incoming calls ring
 
 **Recording.** ``record``, ``pause_recording`` and ``resume_recording`` are
 run by :class:`~assistline.sip.worker_recording.WorkerRecordings`, which
-says how a leg is recorded; the 10 ms task feeds it the frames of recorded
+says how a leg is recorded; the 20 ms task feeds it the frames of recorded
 legs whose media passes through Python. A leg's recording is closed when
 the leg ends, and every recording when the worker stops.
 
@@ -358,7 +358,7 @@ class MediaWorker:
             logger.warning("media change failed: %s", pj_error_text(error))
 
     def _update_python_media(self) -> None:
-        # A leg without a FramePort (ringing, or bridged in pjmedia) gives the task nothing.
+        # A leg without a port (ringing, or bridged in pjmedia) gives the task nothing.
         python = any(leg.through_python for leg in self.legs.values())
         if self._recordings.paired or self.webrtc.legs or self._playing or python:
             self._python_media.set()

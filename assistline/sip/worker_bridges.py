@@ -2,7 +2,7 @@
 
 Two SIP legs meet inside pjmedia's conference bridge (``direct``, see
 :mod:`assistline.sip.conference`) unless one is recorded through Python; a
-WebRTC leg meets its peer through the worker's 10 ms media task. A bridged
+WebRTC leg meets its peer through the worker's 20 ms media task. A bridged
 leg can be held (it hears the hold tone, its peer nothing of it) or put in
 secure capture (its recordings paused, its keypad tones silenced toward its
 peer, a direct pair moved to Python for it).
@@ -154,7 +154,7 @@ class WorkerBridges:
         self.media_changed()
 
     async def _bridge_webrtc(self, leg_a: str, leg_b: str) -> None:
-        """A WebRTC leg and a SIP or WebRTC leg hear each other through the 10 ms media task."""
+        """A WebRTC leg and a SIP or WebRTC leg hear each other through the 20 ms media task."""
         customer_id, agent_id = (leg_a, leg_b) if leg_a in self.webrtc.legs else (leg_b, leg_a)
         if agent_id in self.webrtc.legs:  # an agent's browser console
             if customer_id == agent_id or {customer_id, agent_id} & self.bridged.keys():
@@ -209,7 +209,7 @@ class WorkerBridges:
         if other is not None and other in self.direct:
             self.direct.discard(other)
             peer = self.legs.get(other)
-            if peer is not None:  # a leg being hung up gets no FramePort (leg.py)
+            if peer is not None:  # a leg being hung up gets no port (leg.py)
                 self.finish(self.pj_call(peer.pj_go_python))
 
     # --------------------------------------------------- secure capture

@@ -6,7 +6,7 @@ sidecar): left what the leg sends us, right what it hears (its echo, its
 bridged peer, a prompt). A leg bridged inside pjmedia is recorded there
 (:class:`~assistline.sip.conference.ConferenceRecording`, merged into the
 same stereo file and sidecar when it stops, before the leg's ``hangup``
-event is sent). Otherwise the worker's 10 ms media task queues each side's
+event is sent). Otherwise the worker's 20 ms media task queues each side's
 frames on a :class:`~assistline.sip.worker_media.PairedRecording` and
 :meth:`WorkerRecordings.write` pairs them in order once every leg has been
 served, so frames of one tick meet; a side with nothing for

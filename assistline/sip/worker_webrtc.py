@@ -10,7 +10,7 @@ stopped answering ICE consent checks, 503 when ICE or DTLS never came up,
 200 when the page or the control process ended it.
 
 A WebRTC leg's frames are at the internal rate, like a SIP leg's through
-Python, so the worker's 10 ms media task moves them to and from the leg it
+Python, so the worker's 20 ms media task moves them to and from the leg it
 is bridged to: an agent's phone (a SIP leg; pjsua2 never sees the WebRTC
 frames) or an agent's browser console (a second WebRTC leg, ``role``
 "agent", whose video is forwarded too: :mod:`assistline.webrtc.video`). A
