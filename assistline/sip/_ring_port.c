@@ -328,7 +328,8 @@ static PyObject *Port_add(PyObject *self, PyObject *unused) {
 }
 
 static PyObject *Port_get_port_id(PyObject *self, PyObject *unused) {
-    return PyLong_FromLong(((PortObject *)self)->slot);
+    PortObject *port = live(self);
+    return port == NULL ? NULL : PyLong_FromLong(port->slot);
 }
 
 static PyObject *link_slots(PyObject *self, PyObject *arg, connect_fn fn, const char *what) {

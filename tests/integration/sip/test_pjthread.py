@@ -16,7 +16,14 @@ from typing import Any
 import pjsua2 as pj
 import pytest
 
-from assistline.sip.leg_port import FRAME_BYTES, FramePort, RingPort, new_port
+from assistline.sip.leg_port import (
+    FRAME_BYTES,
+    FramePort,
+    FrameRings,
+    LegPort,
+    RingPort,
+    new_port,
+)
 from assistline.sip.pjsua_c import JITTER_DISCARD, JitterBuffer
 from assistline.sip.pjthread import PjThread
 
@@ -83,40 +90,46 @@ async def test_a_retired_port_gets_no_more_frames_and_is_deleted() -> None:
         await pjt.stop()
 
 
-def _ring_port(name: str) -> RingPort:
+def _port(kind: str, name: str) -> LegPort:
+    if kind == "python":
+        return FramePort(name)
     port = new_port(name)
     assert isinstance(port, RingPort)  # the C port, compiled by make
     return port
 
 
-def _ring_ports(pjt: PjThread) -> tuple[RingPort, RingPort]:
-    first, second = _ring_port("first"), _ring_port("second")
-    first.connect(second)  # a RingPort has a slot like a call's audio
-    return pjt.hold(first), pjt.hold(second)
+def _connected_pair(pjt: PjThread, kind: str) -> tuple[FrameRings, FrameRings, list[int]]:
+    """Two ports transmitting to each other; the event loop gets only their rings and slots."""
+    first, second = _port(kind, "first"), _port(kind, "second")
+    first.connect(second)  # a leg's port has a slot like a call's audio
+    pjt.hold(first)
+    pjt.hold(second)
+    return first.rings, second.rings, [first.getPortId(), second.getPortId()]
 
 
-def _retire(pjt: PjThread, *ports: RingPort) -> None:
-    for port in ports:
+def _retire_slots(pjt: PjThread, slots: list[int]) -> None:
+    for port in [port for port in pjt.keep.values() if port.getPortId() in slots]:
         pjt.retire(port)
 
 
-def _read_all(port: RingPort) -> list[bytes]:
+def _read_all(rings: FrameRings) -> list[bytes]:
     frames = []
-    while (frame := port.rings.read()) is not None:
+    while (frame := rings.read()) is not None:
         frames.append(frame)
     return frames
 
 
-async def test_ring_ports_carry_frames_through_the_bridge_and_are_freed() -> None:
+@pytest.mark.parametrize("kind", ["c", "python"])
+async def test_leg_ports_carry_frames_through_the_bridge_and_leave_it(kind: str) -> None:
     pjt = PjThread(lambda endpoint: None)
     await pjt.start()
     try:
-        first, second = await pjt.run(lambda: _ring_ports(pjt))
+        first, second, slots = await pjt.run(lambda: _connected_pair(pjt, kind))
         frame = bytes(range(256)) * 2 + bytes(128)
         assert len(frame) == FRAME_BYTES
         _read_all(second)
-        first.rings.write(frame)
-        assert first.rings.queued() == 1
+        first.write(frame)
+        assert first.queued() == 1
         heard: list[bytes] = []
         for _ in range(20):
             await asyncio.sleep(0.02)
@@ -124,22 +137,22 @@ async def test_ring_ports_carry_frames_through_the_bridge_and_are_freed() -> Non
             if frame in heard:
                 break
         assert frame in heard  # the clock took it from one ring and put it in the other
-        assert first.rings.queued() == 0
+        assert first.queued() == 0
         assert all(other == bytes(FRAME_BYTES) for other in heard if other != frame)
 
         for _ in range(15):  # a full ring keeps the newest frames
-            first.rings.write(frame)
-        assert first.rings.queued() == 10
-        with pytest.raises(ValueError, match="640 bytes"):
-            first.rings.write(b"short")
+            first.write(frame)
+        assert first.queued() == 10
+        if kind == "c":
+            with pytest.raises(ValueError, match="640 bytes"):
+                first.write(b"short")
 
-        slots = {first.getPortId(), second.getPortId()}
-        await pjt.run(lambda: _retire(pjt, first, second))
+        await pjt.run(lambda: _retire_slots(pjt, slots))
         for _ in range(20):
-            if not slots & set(await pjt.run(_bridge_slots)):
+            if not set(slots) & set(await pjt.run(_bridge_slots)):
                 break
             await asyncio.sleep(0.05)
-        assert not slots & set(await pjt.run(_bridge_slots))
+        assert not set(slots) & set(await pjt.run(_bridge_slots))
     finally:
         await pjt.stop()
 
@@ -156,8 +169,12 @@ def test_jitter_buffer_settings_reach_the_media_config(discard: str, value: int)
 
 
 def _thread_names() -> list[str]:
-    tasks = Path("/proc/self/task")
-    return sorted((task / "comm").read_text().strip() for task in tasks.iterdir())
+    """Names of the process's threads that Python did not start (pjlib's and pjmedia's)."""
+    python = {thread.native_id for thread in threading.enumerate()}
+    tasks = Path("/proc/self/task").iterdir()
+    return sorted(
+        (task / "comm").read_text().strip() for task in tasks if int(task.name) not in python
+    )
 
 
 def _process_name() -> str:
@@ -165,16 +182,16 @@ def _process_name() -> str:
 
 
 async def test_our_poller_replaces_pjmedias_media_thread_and_stops_with_pjsua() -> None:
-    # pjmedia names its I/O queue thread "media"; ours keeps the process's name.
+    # pjmedia names its I/O queue thread "media"; ours keeps the process's name. Python's
+    # own threads (pjsua2's, and the executor's, which load may add) are not counted.
     own = _process_name()
-    await asyncio.to_thread(lambda: None)  # stop() joins through the executor: start it now
     before = _thread_names()
     pjt = PjThread(lambda endpoint: None)
     await pjt.start()
     try:
         running = _thread_names()
         assert "media" not in running
-        assert running.count(own) == before.count(own) + 2  # pjsua2's and the poller
+        assert running.count(own) == before.count(own) + 1  # the poller
     finally:
         await pjt.stop()
     assert _thread_names().count(own) == before.count(own)
