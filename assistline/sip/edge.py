@@ -221,6 +221,7 @@ class SipEdge:
         self._stopping = False
         self._write_files(credentials)
         await self._check()
+        await self._end_leftover()
         await self._spawn()
         try:
             await self._wait_ready()
@@ -234,6 +235,24 @@ class SipEdge:
             self._settings.sip.edge_host,
             self._settings.sip.edge_port,
         )
+
+    async def _end_leftover(self) -> None:
+        """Stop a Kamailio an earlier run of this server left in the pid file.
+
+        A server killed with ``kill -9`` sends its Kamailio SIGTERM (the
+        parent-death signal), but Kamailio may still be ending when the
+        server starts again; a second one then finds "a running process in
+        the pid file" and fails to start (seen in CI's kill-and-restart
+        test). Only a process named kamailio running this configuration is
+        stopped: a pid may have been reused.
+        """
+        pid = leftover_kamailio(self.runtime.pid_file, self.runtime.config_file)
+        if pid is None:
+            return
+        logger.warning("a Kamailio of an earlier run (pid %d) is still running; stopping it", pid)
+        await self._kill_group(pid)
+        # Gone, or a zombie its parent has not reaped: either way not ours to wait for.
+        self.runtime.pid_file.unlink(missing_ok=True)  # noqa: ASYNC240 - one unlink
 
     async def _spawn(self) -> None:
         self._recent.clear()
@@ -440,6 +459,17 @@ def describe_check_failure(output: str) -> str:
             if 0 < number <= len(config_lines):
                 message += f" (line {number}: {config_lines[number - 1].strip()})"
     return message
+
+
+def leftover_kamailio(pid_file: Path, config_file: Path) -> int | None:
+    """The pid in ``pid_file`` if it is a process named kamailio running ``config_file``."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if comm == "kamailio" and os.fsencode(config_file) in command else None
 
 
 def group_alive(pgid: int) -> bool:

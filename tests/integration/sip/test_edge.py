@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -556,3 +558,37 @@ async def test_an_agents_busy_reaches_the_caller(make_edge: EdgeFactory) -> None
         reply = await send(port, request("INVITE", port, body=sdp), 3.0)
         assert reply == "SIP/2.0 486 Agent Busy"
         assert busy.invites == 1
+
+
+def _stand_in_kamailio(directory: Path, config: Path) -> subprocess.Popen[bytes]:
+    """A process named kamailio with ``config`` on its command line, in a group of its own."""
+    stand_in = directory / "kamailio"
+    shutil.copy("/bin/sh", stand_in)
+    return subprocess.Popen([stand_in, "-c", "sleep 60; :", "-f", config], start_new_session=True)
+
+
+def _ended(process: subprocess.Popen[bytes]) -> bool:
+    return process.poll() is not None
+
+
+def _reap(process: subprocess.Popen[bytes]) -> None:
+    process.kill()
+    process.wait()
+
+
+async def test_a_kamailio_left_by_an_earlier_run_is_stopped_first(
+    make_edge: EdgeFactory, tmp_path: Path
+) -> None:
+    edge = await make_edge()
+    await edge.stop()
+    # The earlier run's Kamailio, still ending when the server starts again.
+    earlier = _stand_in_kamailio(tmp_path, edge.runtime.config_file)
+    try:
+        edge.runtime.pid_file.write_text(f"{earlier.pid}\n")
+        await edge.start()
+        assert _ended(earlier)  # stopped before the new one started
+        assert edge.pid not in (None, earlier.pid)
+        port = edge_port(edge)
+        assert await send(port, request("OPTIONS", port)) == "SIP/2.0 200 OK"
+    finally:
+        _reap(earlier)
