@@ -272,6 +272,8 @@ class FramePort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no stubs
 
 
 _c_ports = _ring_port is not None
+if _c_ports and _ring_port.FRAME_BYTES != FRAME_BYTES:
+    _c_ports = False  # the C port's frame is fixed when it is built
 
 
 def new_port(name: str) -> LegPort:
