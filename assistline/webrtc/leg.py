@@ -12,22 +12,14 @@ the same way. ICE servers come only from the list
 given (see :mod:`assistline.webrtc.ice`), and host candidates only from the
 addresses given.
 
-Audio. What the customer says: aiortc's Opus decoder hands over PyAV frames
-of 48 kHz packed ``s16`` *stereo* (``aiortc.codecs.opus.OpusDecoder``;
-checked by the tests), 960 samples for a 20 ms packet. The leg averages the
-channels, converts 48 → 16 kHz with the media core's
-:class:`~assistline.media.resample.Resampler`, cuts 20 ms
-:class:`~assistline.media.frame.AudioFrame` s whatever the packet length,
-and keeps them in a bounded ring for :meth:`WebRtcLeg.read_frame`. What the
-customer hears: :meth:`WebRtcLeg.write_frame` queues internal-rate frames in
-a second bounded ring; the leg's outgoing track, which aiortc's sender pulls,
-takes one per 20 ms (silence when empty), converts it 16 → 48 kHz and
-hands it over as a mono frame (aiortc's Opus encoder takes mono or stereo).
-The track paces itself as aiortc's own ``AudioStreamTrack`` does: frame
-``n`` is due ``n`` × 20 ms after the first, so sleeping never drifts. Both
-rings hold 200 ms and drop their oldest frame when full. Everything runs on
-the worker's event loop except aiortc's Opus coding (an executor thread for
-encoding, a decoder thread per receiver).
+Audio (see :mod:`assistline.webrtc.audio`): what the customer says is
+decoded from Opus on the worker's event loop into 20 ms internal-rate
+:class:`~assistline.media.frame.AudioFrame` s, kept in a bounded ring for
+:meth:`WebRtcLeg.read_frame`; what the customer hears,
+:meth:`WebRtcLeg.write_frame`, waits in a second bounded ring for the
+outgoing track, which aiortc's sender pulls every 20 ms (silence when
+empty). Both rings hold 200 ms and drop their oldest frame when full.
+Everything runs on the worker's event loop, Opus coding included.
 
 Ending. ``on_ended(leg)`` is called once, with :attr:`WebRtcLeg.reason`:
 ``consent-expired`` (the connection failed after it had connected: the
@@ -51,26 +43,17 @@ that closed DTLS. Measured on loopback with the browser killed by SIGKILL
 are module constants, so ``webrtc.consent_timeout`` cannot change this per
 leg.
 
-Cost, on the 2-core development machine (a sandbox where a UDP ``sendto``
-costs about 0.5 ms), with the browser in another process: 14–20 % of a
-core per leg with one leg, 8 % per leg with four, all threads counted. Of a
-20 ms frame, libopus takes about 0.3 ms to encode (aiortc encodes stereo at
-96 kbit/s) and 0.07 ms to decode, aiortc's audio-level header extension
-0.3 ms (pure Python), this module's two resamplers about 0.05 ms; the rest
-is aiortc's RTP, SRTP and asyncio plumbing and system calls.
+Cost, on the 2-core development machine: see ``bench/webrtc.py`` and the
+README for a bridged call's share of the core.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import fractions
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Literal
 
-import av
-import numpy as np
 from aiortc import (
     RTCIceTransport,
     RTCPeerConnection,
@@ -79,26 +62,20 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from assistline.errors import AssistlineError
-from assistline.media.frame import FRAME_MS, FRAME_SAMPLES, INTERNAL_RATE, AudioFrame, Samples
-from assistline.media.resample import Resampler
+from assistline.media.frame import AudioFrame
 from assistline.tasks import TaskRegistry
+from assistline.webrtc.audio import IncomingAudio, OutgoingAudio, decode_on_loop
 from assistline.webrtc.ice import check_host_addresses, gathering_on, rtc_configuration
 from assistline.webrtc.video import ForwardedVideo, VideoReader, video_codecs
 
 logger = logging.getLogger(__name__)
 
-#: Frames each audio ring holds: 200 ms.
-RING_FRAMES: Final = 10
-OPUS_RATE: Final = 48_000
-OPUS_FRAME: Final = OPUS_RATE * FRAME_MS // 1000
 #: The only media profile answered: RTP over DTLS-SRTP with RTCP feedback (RFC 5764).
 SRTP_PROFILE: Final = "UDP/TLS/RTP/SAVPF"
-_TIME_BASE: Final = fractions.Fraction(1, OPUS_RATE)
-_SILENCE: Final = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 
 EndReason = Literal["consent-expired", "ice-failed", "dtls-failed", "remote-closed", "closed"]
 
@@ -134,93 +111,6 @@ def check_offer(sdp: str) -> None:
         raise OfferRejectedError("the offer's audio has no Opus")
 
 
-def to_internal_rate(frame: av.AudioFrame, resampler: Resampler) -> Samples:
-    """The mono int16 samples of a PyAV ``s16``/``s16p`` frame, through ``resampler``."""
-    channels = len(frame.layout.channels)
-    data = frame.to_ndarray()
-    if frame.format.name == "s16":  # packed: one row, channels interleaved
-        samples = data.reshape(-1, channels)
-    elif frame.format.name == "s16p":  # planar: one row per channel
-        samples = data.T
-    else:
-        raise ValueError(f"a WebRTC leg takes s16 or s16p audio, not {frame.format.name}")
-    if channels == 1:
-        mono: Samples = np.ascontiguousarray(samples[:, 0])
-    else:
-        mono = (samples.sum(axis=1, dtype=np.int32) // channels).astype(np.int16)
-    return resampler.process(mono)
-
-
-#: Opus bit rate of what the customer hears: mono voice (aiortc's own encoder
-#: sends 96 kbit/s stereo).
-OPUS_BITRATE = 32_000
-
-
-def opus_encoder() -> av.AudioCodecContext:
-    """A mono 48 kHz libopus encoder for voice, one 20 ms packet per frame."""
-    encoder = av.CodecContext.create("libopus", "w")
-    assert isinstance(encoder, av.AudioCodecContext)
-    encoder.bit_rate = OPUS_BITRATE
-    encoder.format = "s16"
-    encoder.layout = "mono"
-    encoder.sample_rate = OPUS_RATE
-    encoder.time_base = _TIME_BASE
-    encoder.options = {"application": "voip"}
-    return encoder
-
-
-class OutgoingAudio(MediaStreamTrack):
-    """The track aiortc sends to the browser: internal-rate frames from a ring, as Opus.
-
-    It hands aiortc encoded packets, which aiortc's sender only packs: its own
-    path for frames computes the RFC 6465 audio level in pure Python and
-    encodes stereo at 96 kbit/s in an executor thread (0.41 ms of CPU per
-    20 ms frame measured here, against 0.16 ms for this mono encoder).
-    """
-
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ring: collections.deque[Samples] = collections.deque(maxlen=RING_FRAMES)
-        self._resampler = Resampler(INTERNAL_RATE, OPUS_RATE)
-        self._encoder = opus_encoder()
-        self._start: float | None = None
-        self._count = 0
-
-    async def recv(self) -> av.Packet[Any]:
-        """The next 20 ms, encoded, due ``n`` × 20 ms after the first (silence when empty)."""
-        while True:
-            frame = await self._next_frame()
-            packets = self._encoder.encode(frame)
-            if packets:  # libopus gives one packet per 20 ms frame (none only when priming)
-                packet = packets[0]
-                packet.time_base = _TIME_BASE
-                return packet
-
-    async def _next_frame(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        loop = asyncio.get_running_loop()
-        if self._start is None:
-            self._start = loop.time()
-        else:
-            delay = self._start + self._count * FRAME_MS / 1000 - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        try:
-            samples = self.ring.popleft()
-        except IndexError:
-            samples = _SILENCE
-        out = self._resampler.process(samples)
-        frame = av.AudioFrame.from_ndarray(out.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = OPUS_RATE
-        frame.pts = self._count * OPUS_FRAME
-        frame.time_base = _TIME_BASE
-        self._count += 1
-        return frame
-
-
 def _opus_only() -> list[RTCRtpCodecCapability]:
     capabilities = RTCRtpSender.getCapabilities("audio").codecs
     return [codec for codec in capabilities if codec.mimeType.lower() == "audio/opus"]
@@ -243,8 +133,7 @@ class WebRtcLeg:
         self._host_addresses = check_host_addresses(host_addresses)
         self._pc = RTCPeerConnection(rtc_configuration(ice_servers))
         self._outgoing = OutgoingAudio()
-        self._received: collections.deque[AudioFrame] = collections.deque(maxlen=RING_FRAMES)
-        self._rx_timestamp = 0
+        self._incoming = IncomingAudio()
         self._reader: asyncio.Task[None] | None = None
         self._audio: RTCRtpTransceiver | None = None
         self._video: RTCRtpTransceiver | None = None
@@ -282,8 +171,10 @@ class WebRtcLeg:
         self._ice = audio.receiver.transport.transport
         # None when the browser offers no audio of its own (recvonly), whatever aiortc's hint.
         track: MediaStreamTrack | None = audio.receiver.track
-        if track is not None and self._reader is None:
-            self._reader = self._tasks.spawn(f"webrtc-{self.id}-audio-in", self._read(track))
+        if track is not None and not decode_on_loop(audio.receiver, self._incoming):
+            self._reader = self._tasks.spawn(
+                f"webrtc-{self.id}-audio-in", self._incoming.read_track(track)
+            )
         return await self._answer()
 
     async def renegotiate(self, sdp: str) -> str:
@@ -342,7 +233,7 @@ class WebRtcLeg:
     def read_frame(self) -> AudioFrame | None:
         """The oldest frame heard from the customer, or None when none is waiting."""
         try:
-            return self._received.popleft()
+            return self._incoming.ring.popleft()
         except IndexError:
             return None
 
@@ -370,24 +261,6 @@ class WebRtcLeg:
                     pass
         self._reader = self._video_task = None
         await self._pc.close()
-
-    async def _read(self, track: MediaStreamTrack) -> None:
-        resampler: Resampler | None = None
-        pending = np.zeros(0, dtype=np.int16)
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if not isinstance(frame, av.AudioFrame):
-                continue
-            if resampler is None or resampler.from_rate != frame.sample_rate:
-                resampler = Resampler(frame.sample_rate, INTERNAL_RATE)
-            pending = np.concatenate((pending, to_internal_rate(frame, resampler)))
-            while len(pending) >= FRAME_SAMPLES:
-                chunk, pending = pending[:FRAME_SAMPLES], pending[FRAME_SAMPLES:]
-                self._received.append(AudioFrame(chunk.copy(), self._rx_timestamp))
-                self._rx_timestamp += FRAME_SAMPLES
 
     def _on_state(self) -> None:
         state = self._pc.connectionState

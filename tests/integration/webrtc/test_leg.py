@@ -27,6 +27,7 @@ from aioice import stun
 
 from assistline.media.frame import FRAME_SAMPLES, INTERNAL_RATE, AudioFrame
 from assistline.tasks import TaskRegistry
+from assistline.webrtc import leg as leg_module
 from assistline.webrtc.ice import rtc_configuration, set_consent_timeout
 from assistline.webrtc.leg import OfferRejectedError, WebRtcLeg
 from tests.integration.webrtc.peers import (
@@ -95,9 +96,16 @@ async def talk(leg: WebRtcLeg, frames: list[AudioFrame]) -> list[AudioFrame]:
     return heard
 
 
+@pytest.mark.parametrize("decoding", ["on-loop", "track"])
 async def test_audio_flows_both_ways_at_the_internal_rate(
-    make_leg: LegFactory, browser: Browser
+    make_leg: LegFactory,
+    browser: Browser,
+    tasks: TaskRegistry,
+    decoding: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if decoding == "track":  # as with an aiortc whose receiver has no jitter buffer to wrap
+        monkeypatch.setattr(leg_module, "decode_on_loop", lambda receiver, incoming: False)
     leg = make_leg()
     # Trickled, as a browser does: the offer goes without candidates, each follows.
     offer, trickled = split_candidates(await new_offer(browser))
@@ -108,6 +116,10 @@ async def test_audio_flows_both_ways_at_the_internal_rate(
     await leg.add_candidate("")
     await browser.take_answer(answer)
 
+    # Decoded on the event loop, no task reads the receiver's track; otherwise one does.
+    assert [name.endswith("-audio-in") for name in tasks.names] == (
+        [] if decoding == "on-loop" else [True]
+    )
     heard = await talk(leg, tone_frames(600.0, 100))  # 2 s
     assert leg.state == "connected"
     assert len(heard) >= 60
@@ -117,7 +129,7 @@ async def test_audio_flows_both_ways_at_the_internal_rate(
     assert abs(dominant_frequency(customer, INTERNAL_RATE) - 1000.0) <= 20.0
     assert np.sqrt(np.mean(customer.astype(np.float64) ** 2)) > 1000
 
-    # What aiortc's Opus decoder hands over, which the leg converts: 48 kHz packed s16 stereo.
+    # What the browser's aiortc decoded from the leg's mono 16 kHz Opus: 48 kHz packed stereo.
     received = browser.recorder.frames
     assert len(received) >= 60
     last = received[-1]
