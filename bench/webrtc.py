@@ -8,7 +8,11 @@ are aiortc peers (Opus, DTLS-SRTP, host candidates on 127.0.0.1 only),
 loop. Each customer does what the page does: creates its contact with the
 backend's API key (``POST /api/v1/contacts``), joins it on ``/ws`` (with
 its Origin), sends an offer carrying a 1 kHz sine (the "click"), applies
-the answer and waits for ``connected``. Agents are in the directory,
+the answer and waits for ``connected``. The sine is one second of Opus
+packets encoded once per process and looped, and what a customer hears is
+decoded on its event loop as a worker decodes (``decode_on_loop``): an
+aiortc peer encoding its own frames costs about as much as the server's
+side of the call, and the load core would be the limit. Agents are in the directory,
 ``available``, before the server starts; their phone is one sipp UAS
 registered for all of them with digest authentication, answering every
 INVITE and streaming a 1 kHz G.711 tone back (as bench/sip.py's). The
@@ -53,6 +57,7 @@ import argparse
 import asyncio
 import contextlib
 import fractions
+import functools
 import json
 import os
 import re
@@ -148,12 +153,12 @@ async def _customer(
 ) -> None:
     from aiortc import RTCPeerConnection, RTCSessionDescription
 
+    from assistline.webrtc.audio import IncomingAudio, decode_on_loop
     from assistline.webrtc.ice import gathering_on, rtc_configuration
 
     await asyncio.sleep(max(0.0, start_at - time.time()))
     pc = RTCPeerConnection(rtc_configuration([]))
     socket = None
-    drain: asyncio.Task[None] | None = None
     try:
         reply = await session.post(
             url + "/api/v1/contacts",
@@ -172,7 +177,9 @@ async def _customer(
         hello = await socket.receive_json()
         if hello.get("type") != "hello":
             raise RuntimeError(f"first frame {hello}")
-        pc.addTransceiver(_sine_track(), direction="sendrecv")
+        transceiver = pc.addTransceiver(_sine_track(), direction="sendrecv")
+        # What the customer hears is decoded as the worker does it, on the event loop.
+        decode_on_loop(transceiver.receiver, IncomingAudio())
         with gathering_on(["127.0.0.1"]):
             await pc.setLocalDescription(await pc.createOffer())
         offer = str(pc.localDescription.sdp)
@@ -180,8 +187,6 @@ async def _customer(
         await socket.send_str(json.dumps({"type": "offer", "sdp": offer}))
         answer = await _until(socket, "answer")
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
-        track = pc.getTransceivers()[0].receiver.track
-        drain = asyncio.create_task(_drain(track))
         ringing = (await _until(socket, "state", "ringing", 60))["at"]
         connected = (await _until(socket, "state", "connected", 60))["at"]
         _emit(
@@ -213,10 +218,6 @@ async def _customer(
         if socket is not None:
             await socket.close()
         await pc.close()
-        if drain is not None:
-            drain.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await drain
 
 
 async def _until(
@@ -244,14 +245,50 @@ def _candidate_port(sdp: str) -> int:
     return int(found.group(1))
 
 
+@functools.cache
+def _sine_packets() -> list[bytes]:
+    """One second of a 1 kHz sine as 50 Opus packets (48 kHz mono, 32 kbit/s), encoded once.
+
+    20 ms holds exactly 20 periods of 1 kHz, so the encoder's steady-state
+    packets repeat without a seam: the customers loop them, as a browser's
+    microphone would send a held tone, without each encoding its own.
+    """
+    import av
+
+    from assistline.webrtc.opus import OPUS_BITRATE
+
+    samples = np.rint(8000 * np.sin(2 * np.pi * CUSTOMER_HZ * np.arange(960) / 48000))
+    pcm = samples.astype(np.int16).reshape(1, -1)
+    encoder = av.CodecContext.create("libopus", "w")
+    assert isinstance(encoder, av.AudioCodecContext)
+    encoder.bit_rate = OPUS_BITRATE
+    encoder.format = "s16"
+    encoder.layout = "mono"
+    encoder.sample_rate = 48000
+    encoder.time_base = fractions.Fraction(1, 48000)
+    encoder.options = {"application": "voip"}
+    packets: list[bytes] = []
+    for index in range(60):
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = 48000
+        frame.pts = index * 960
+        frame.time_base = fractions.Fraction(1, 48000)
+        packets += [bytes(packet) for packet in encoder.encode(frame)]
+    return packets[-50:]
+
+
 def _sine_track() -> Any:
-    """A 48 kHz mono 1 kHz sine, one 20 ms frame per 20 ms (as a browser's microphone)."""
+    """A 1 kHz sine, one 20 ms Opus packet per 20 ms (a browser's microphone, pre-encoded).
+
+    aiortc's sender only packs packets; handed frames, it would encode each
+    customer's in stereo at 96 kbit/s and measure its level in Python, and
+    the load core would run out before the server's.
+    """
     import av
     from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-    # 20 ms at 48 kHz holds exactly 20 periods of 1 kHz: one frame's samples serve all.
-    samples = np.rint(8000 * np.sin(2 * np.pi * CUSTOMER_HZ * np.arange(960) / 48000))
-    pcm = samples.astype(np.int16).reshape(1, -1)
+    payloads = _sine_packets()
+    time_base = fractions.Fraction(1, 48000)
 
     class Sine(MediaStreamTrack):
         kind = "audio"
@@ -270,23 +307,13 @@ def _sine_track() -> Any:
             delay = self.start + self.count * 0.02 - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-            frame.sample_rate = 48000
-            frame.pts = self.count * 960
-            frame.time_base = fractions.Fraction(1, 48000)
+            packet = av.Packet(payloads[self.count % len(payloads)])
+            packet.pts = self.count * 960
+            packet.time_base = time_base
             self.count += 1
-            return frame
+            return packet
 
     return Sine()
-
-
-async def _drain(track: Any) -> None:
-    """Take (and drop) what the page hears, as a browser plays it."""
-    from aiortc.mediastreams import MediaStreamError
-
-    with contextlib.suppress(MediaStreamError):
-        while True:
-            await track.recv()
 
 
 # ============================================================ the bench side
@@ -615,7 +642,9 @@ def concurrency(server: Server, phone: AgentPhone, calls: int, work: Path) -> Le
             if settled >= calls:
                 break
             time.sleep(0.5)
-        time.sleep(0.5)  # the last INVITE's packet is written
+        # tcpdump shares the busy load core and loses what it has not read when stopped:
+        # give it time to catch up with the last INVITEs.
+        time.sleep(2.0)
         stop_process(sip_dump)
         connected = customers.of("connected")
         level.connected = len(connected)
@@ -633,6 +662,10 @@ def concurrency(server: Server, phone: AgentPhone, calls: int, work: Path) -> Le
         if level.connected < calls:
             level.reason = f"only {level.connected} of {calls} calls bridged"
             log(f"  {calls} calls: {level.reason}; {level.errors[:3]}")
+            return level
+        if level.invites_missing:
+            level.reason = f"the capture missed {level.invites_missing} agents' INVITEs"
+            log(f"  {calls} calls: {level.reason}")
             return level
         page_ports = {int(event["page_port"]) for event in connected}
         leg_ports = {invites[event["contact"]].worker_port for event in connected}
