@@ -6,8 +6,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from assistline.sip import protocol
-from assistline.sip.pool import Worker, WorkerPool
+from assistline.sip.pool import NoWorkerError, Worker, WorkerPool
 from assistline.tasks import TaskRegistry
 
 
@@ -86,3 +88,23 @@ async def test_a_starting_worker_keeps_the_grace_of_all_that_started_with_it() -
     finally:
         watch.cancel()
         await asyncio.gather(watch, return_exceptions=True)
+
+
+def test_picks_between_health_reports_spread_over_the_workers() -> None:
+    pool = WorkerPool(Path("/run/x.sock"), _ignore, TaskRegistry())
+    for index in (1, 2):
+        worker = Worker(f"w{index}", 6000 + index, capacity=4)
+        worker.ready.set()
+        pool.workers[worker.id] = worker
+    pool.max_workers = 2  # full means full: no worker is started here
+    # Four bridged calls with no health report in between: two each, then none fits.
+    picked = [pool.pick(protocol.SLOTS_PER_CALL).id for _ in range(4)]
+    assert picked == ["w1", "w2", "w1", "w2"]
+    with pytest.raises(NoWorkerError):
+        pool.pick()
+    # w1's report (one call still up) replaces the guess.
+    pool._received(pool.workers["w1"], protocol.Health(calls=1, capacity=4))
+    assert pool.pick(protocol.SLOTS_PER_CALL).id == "w1"
+    with pytest.raises(NoWorkerError):
+        pool.pick(protocol.SLOTS_PER_CALL)  # w1 has one slot left, w2 none
+    assert pool.pick().id == "w1"
