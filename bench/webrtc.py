@@ -19,9 +19,10 @@ INVITE and streaming a 1 kHz G.711 tone back (as bench/sip.py's). The
 server offers each waiting contact to an agent and bridges the two legs in
 the same media worker, recording the call as in production.
 
-Concurrent calls: each level N runs on a fresh server with N/2 + 2 media
-workers (each WebRTC call holds a worker slot for its agent leg, and idle
-workers cost CPU too); N customers call at :data:`RAMP_RATE` a second and
+Concurrent calls: each level N runs on a fresh server with N/4 + 2 media
+workers (each WebRTC call takes one of a worker's four pjsua slots, for its
+agent leg; idle workers cost CPU too, and fewer processes share the core's
+caches better); N customers call at :data:`RAMP_RATE` a second and
 hold; once every page is told ``connected``, a 10 s window measures the
 server's CPU (every process under ``serve``, in /proc) and memory (PSS),
 the load generator's CPU, and tcpdump captures the media of the N calls on
@@ -615,7 +616,7 @@ def running(work: Path, calls: int) -> Iterator[tuple[Server, AgentPhone]]:
         "ASSISTLINE_HTTP_API_KEYS": API_KEY,
         "ASSISTLINE_WEBRTC_ICE_HOST_ADDRESSES": "127.0.0.1",
     }
-    server = Server(data_dir, True, workers=calls // 2 + 2, settings=settings)
+    server = Server(data_dir, True, workers=calls // 4 + 2, settings=settings)
     phone = AgentPhone(work, server.edge_port, calls)
     try:
         server.start()
@@ -737,7 +738,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         log(f"work directory {work}")
         for calls in levels:
-            log(f"{calls} calls, {calls // 2 + 2} media workers")
+            log(f"{calls} calls, {calls // 4 + 2} media workers")
             with running(work, calls) as (server, phone):
                 level = concurrency(server, phone, calls, work)
             results.append(level)

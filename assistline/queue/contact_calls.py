@@ -176,7 +176,7 @@ class ContactCalls:
         if contact in self.calls:
             raise ContactCallError("not_now", "this contact has a call already")
         try:
-            worker = self._pool.pick(protocol.SLOTS_PER_CALL)  # its leg and the agent's
+            worker = self._pool.pick()  # a slot for the agent leg (the WebRTC leg needs none)
         except NoWorkerError:
             raise ContactCallError("not_now", "every media worker is busy; try again") from None
         servers = self.ice_servers_of(contact)

@@ -373,8 +373,13 @@ class MediaWorker:
 
     @property
     def calls(self) -> int:
-        """Calls up now (a WebRTC leg counts: its agent leg's slot is kept for it)."""
-        return len(self._active) + len(self.webrtc.legs)
+        """Call slots in use or promised: SIP legs up, and one kept for each agent leg to come.
+
+        A WebRTC leg takes no slot of its own (aiortc is not pjsua), only the
+        one it keeps for its agent leg, which the agent leg then uses: a
+        worker carries as many WebRTC customers as pjsua holds agent legs.
+        """
+        return len(self._active) + len(self._awaiting_agent)
 
     async def run(self) -> None:
         """Start pjsua2, serve until stopped, then shut everything down."""
