@@ -62,7 +62,10 @@ _JITTER_BUFFER: Final = "_RTCRtpReceiver__jitter_buffer"
 
 
 class OutgoingAudio(MediaStreamTrack):
-    """The track aiortc sends to the browser: internal-rate frames from a ring, as Opus.
+    """What the browser hears: internal-rate frames from a ring, as Opus packets.
+
+    :class:`~assistline.webrtc.audio_sender.AudioSender` sends its packets;
+    where it cannot, aiortc's sender takes them as a track (:meth:`recv`).
 
     It paces itself as aiortc's own ``AudioStreamTrack`` does: frame ``n`` is
     due ``n`` × 20 ms after the first, so sleeping never drifts.
@@ -78,16 +81,25 @@ class OutgoingAudio(MediaStreamTrack):
         self._count = 0
         self._sent = 0
 
-    async def recv(self) -> av.Packet[Any]:
-        """The next 20 ms, encoded, due ``n`` × 20 ms after the first (silence when empty)."""
+    async def next_packet(self) -> tuple[bytes, int]:
+        """The next 20 ms, encoded, and its RTP timestamp from 0; due ``n`` × 20 ms after the first.
+
+        Silence when the ring is empty; :class:`MediaStreamError` once stopped.
+        """
         while True:
             payload = self._encoder.encode(await self._next_samples())
             if payload is not None:  # one packet a frame (none only while priming)
-                packet = av.Packet(payload)
-                packet.pts = self._sent * _RTP_FRAME
-                packet.time_base = RTP_TIME_BASE
+                timestamp = self._sent * _RTP_FRAME
                 self._sent += 1
-                return packet
+                return payload, timestamp
+
+    async def recv(self) -> av.Packet[Any]:
+        """The next packet, for aiortc's own sender (where the leg does not send itself)."""
+        payload, timestamp = await self.next_packet()
+        packet = av.Packet(payload)
+        packet.pts = timestamp
+        packet.time_base = RTP_TIME_BASE
+        return packet
 
     async def _next_samples(self) -> Samples:
         if self.readyState != "live":

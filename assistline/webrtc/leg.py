@@ -69,6 +69,7 @@ from assistline.errors import AssistlineError
 from assistline.media.frame import AudioFrame
 from assistline.tasks import TaskRegistry
 from assistline.webrtc.audio import IncomingAudio, OutgoingAudio, decode_on_loop
+from assistline.webrtc.audio_sender import AudioSender, IdleTrack, can_send
 from assistline.webrtc.ice import check_host_addresses, gathering_on, rtc_configuration
 from assistline.webrtc.video import ForwardedVideo, VideoReader, video_codecs
 
@@ -135,6 +136,8 @@ class WebRtcLeg:
         self._outgoing = OutgoingAudio()
         self._incoming = IncomingAudio()
         self._reader: asyncio.Task[None] | None = None
+        self._sender: AudioSender | None = None
+        self._sending: asyncio.Task[None] | None = None
         self._audio: RTCRtpTransceiver | None = None
         self._video: RTCRtpTransceiver | None = None
         self._video_task: asyncio.Task[None] | None = None
@@ -164,7 +167,12 @@ class WebRtcLeg:
         if self._answered or self.ended:
             raise OfferRejectedError("this leg has answered an offer already (or has ended)")
         self._answered = True
-        audio: RTCRtpTransceiver = self._pc.addTransceiver(self._outgoing, direction="sendrecv")
+        audio: RTCRtpTransceiver = self._pc.addTransceiver("audio", direction="sendrecv")
+        if can_send(audio.sender):  # the leg sends its packets itself, aiortc's sender idles
+            audio.sender.replaceTrack(IdleTrack())
+            self._sender = AudioSender(audio)
+        else:
+            audio.sender.replaceTrack(self._outgoing)
         audio.setCodecPreferences(_opus_only())
         self._audio = audio
         await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
@@ -252,19 +260,23 @@ class WebRtcLeg:
         self._end("closed")
         self._outgoing.stop()
         self.video_out.stop()
-        for task in (self._reader, self._video_task):
+        for task in (self._reader, self._video_task, self._sending):
             if task is not None:
                 task.cancel()
                 try:
                     await task
                 except asyncio.CancelledError:
                     pass
-        self._reader = self._video_task = None
+        self._reader = self._video_task = self._sending = None
         await self._pc.close()
 
     def _on_state(self) -> None:
         state = self._pc.connectionState
         if state == "connected":
+            if self._sender is not None and self._sending is None:
+                self._sending = self._tasks.spawn(
+                    f"webrtc-{self.id}-audio-out", self._sender.run(self._outgoing.next_packet)
+                )
             if not self._connected and self.on_connected is not None:
                 self.on_connected(self)
             self._connected = True
