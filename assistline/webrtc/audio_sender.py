@@ -5,7 +5,7 @@ packs its header extensions, converts its time base with Python fractions,
 keeps it in a retransmission history and reads the wall clock twice: in
 ``bench/webrtc.py`` at 20 calls, its loop (the encoding excluded) was about
 a third of a worker's event-loop time. :class:`AudioSender` sends the same
-packets for about a third of that: the header (with the MID extension
+packets with far less (20 calls: 83 % of the core before, 46–56 % after): the header (with the MID extension
 exactly as negotiated) is serialized once by aiortc's own code and only its
 sequence number and timestamp change; SRTP and ICE stay aiortc's
 (``RTCDtlsTransport._send_rtp``). aiortc's sender keeps its track slot and
