@@ -5,9 +5,10 @@ packs its header extensions, converts its time base with Python fractions,
 keeps it in a retransmission history and reads the wall clock twice: in
 ``bench/webrtc.py`` at 20 calls, its loop (the encoding excluded) was about
 a third of a worker's event-loop time. :class:`AudioSender` sends the same
-packets with far less (20 calls: 83 % of the core before, 46–56 % after): the header (with the MID extension
-exactly as negotiated) is serialized once by aiortc's own code and only its
-sequence number and timestamp change; SRTP and ICE stay aiortc's
+packets for far less (20 calls took 83 % of the core before, 46–56 %
+after): the header (with the MID extension exactly as negotiated) is
+serialized once by aiortc's own code and only its sequence number and
+timestamp change; SRTP and ICE stay aiortc's
 (``RTCDtlsTransport._send_rtp``). aiortc's sender keeps its track slot and
 its RTCP: it is handed :class:`IdleTrack`, which yields nothing, and the
 four sender-report counters it reads (packets, octets, the last RTP
@@ -16,7 +17,7 @@ sender reports stay right (its lip sync with video relies on them).
 
 The counters are private attributes of ``aiortc.RTCRtpSender``
 (:data:`SENDER_REPORT_FIELDS`, there from 1.0 to 1.16): where one is
-missing, :func:`can_send` says no and the leg hands aiortc frames as before.
+missing, :func:`can_send` says no and aiortc's sender takes the packets as a track.
 """
 
 from __future__ import annotations

@@ -140,11 +140,14 @@ class PyAvDecoder:
 
 def _loaded_libopus() -> str | None:
     """The path of the libopus this process has loaded (PyAV's libavcodec needs one)."""
-    with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-        for line in maps:
-            fields = line.split(maxsplit=5)
-            if len(fields) == 6 and "/libopus" in fields[5]:
-                return fields[5].strip()
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                if len(fields) == 6 and "/libopus" in fields[5]:
+                    return fields[5].strip()
+    except OSError:  # no /proc (not Linux): PyAV's way
+        return None
     return None
 
 
