@@ -69,9 +69,21 @@ class IdleTrack(MediaStreamTrack):
         self._ended.set()
 
 
+_warned = False
+
+
 def can_send(sender: RTCRtpSender) -> bool:
     """Whether :class:`AudioSender` can keep this aiortc's sender reports right."""
-    return all(hasattr(sender, name) for name in SENDER_REPORT_FIELDS)
+    global _warned
+    if all(hasattr(sender, name) for name in SENDER_REPORT_FIELDS):
+        return True
+    if not _warned:
+        _warned = True
+        logger.warning(
+            "this aiortc keeps its sender-report counters elsewhere; WebRTC audio is sent"
+            " by aiortc's own sender, which costs more CPU per call"
+        )
+    return False
 
 
 def _ntp_now() -> int:

@@ -24,6 +24,7 @@ from assistline.webrtc.audio import (
     OutgoingAudio,
     decode_on_loop,
 )
+from assistline.webrtc.audio_sender import can_send
 from assistline.webrtc.ice import rtc_configuration
 from assistline.webrtc.opus import Encoding, new_decoder, new_encoder
 
@@ -178,3 +179,16 @@ def test_decode_on_loop_declines_a_receiver_without_the_jitter_buffer() -> None:
         pass
 
     assert not decode_on_loop(Receiver(), IncomingAudio())  # type: ignore[arg-type]
+
+
+async def test_the_leg_sends_its_own_rtp_where_aiortc_keeps_its_report_counters() -> None:
+    pc = RTCPeerConnection(rtc_configuration([]))
+    try:
+        assert can_send(pc.addTransceiver("audio").sender)
+    finally:
+        await pc.close()
+
+    class Sender:  # an aiortc that keeps its sender-report counters elsewhere
+        pass
+
+    assert not can_send(Sender())  # type: ignore[arg-type]
