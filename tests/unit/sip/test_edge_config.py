@@ -35,7 +35,7 @@ def test_defaults_give_the_documented_protections() -> None:
     text = edge_config.render_config(SipSettings(), runtime())
     assert "listen=udp:127.0.0.1:5060\nlisten=tcp:127.0.0.1:5060\n" in text
     assert "listen=tls" not in text and "#!define WITH_TLS" not in text
-    assert "children=2\ntcp_children=2\n" in text
+    assert "children=8\ntcp_children=8\n" in text
     assert "$shtinc(flood=>$var(k0)) > 16 || $shtinc(flood=>$var(k1)) > 16" in text
     assert '"ban=>size=8;autoexpire=300"' in text
     assert "if ($ml > 3800) {" in text
