@@ -450,7 +450,7 @@ class WorkerPool:
 
         The pick counts at once against the worker's calls: its figure comes
         from health reports a second apart, and contacts arriving meanwhile
-        would all pick the same worker (measured: the fifth of a burst got
+        would all pick the same worker (``bench/webrtc.py``'s 25th call got
         ``503 worker full``). Its next report, which counts the call itself,
         replaces the guess.
         """

@@ -16,9 +16,10 @@ Audio (see :mod:`assistline.webrtc.audio`): what the customer says is
 decoded from Opus on the worker's event loop into 20 ms internal-rate
 :class:`~assistline.media.frame.AudioFrame` s, kept in a bounded ring for
 :meth:`WebRtcLeg.read_frame`; what the customer hears,
-:meth:`WebRtcLeg.write_frame`, waits in a second bounded ring for the
-outgoing track, which aiortc's sender pulls every 20 ms (silence when
-empty). Both rings hold 200 ms and drop their oldest frame when full.
+:meth:`WebRtcLeg.write_frame`, waits in a second bounded ring, from which
+one frame every 20 ms (silence when empty) is encoded and sent by the leg's
+own :class:`~assistline.webrtc.audio_sender.AudioSender` (or, where it
+cannot, by aiortc's sender). Both rings hold 200 ms and drop their oldest frame when full.
 Everything runs on the worker's event loop, Opus coding included.
 
 Ending. ``on_ended(leg)`` is called once, with :attr:`WebRtcLeg.reason`:
