@@ -45,6 +45,7 @@ from assistline.sip import protocol
 from assistline.sip.leg_port import NO_RINGS, LegPort, new_port
 from assistline.sip.pjsua_c import no_object
 from assistline.sip.pjthread import PjThread, guarded
+from assistline.sip.sdp import prefer_local_codec
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,14 @@ class _Call(pj.Call):  # type: ignore[misc]  # pjsua2 has no stubs
     @guarded
     def onStreamDestroyed(self, prm: Any) -> None:  # noqa: N802 - pjsua2's name
         self.leg._on_stream_destroyed(self, int(prm.streamIdx))
+
+    @guarded
+    def onCallSdpCreated(self, prm: Any) -> None:  # noqa: N802 - pjsua2's name
+        # Answers follow our codec order, not the caller's (see sip/sdp.py).
+        local = str(prm.sdp.wholeSdp)
+        answer = prefer_local_codec(local, str(prm.remSdp.wholeSdp))
+        if answer != local:
+            prm.sdp.wholeSdp = answer
 
     @guarded
     def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802 - pjsua2's name
