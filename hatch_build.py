@@ -23,6 +23,7 @@ EXTENSIONS = {
     "assistline/media/_dtmf": "assistline/media/_dtmf.c",
     "assistline/sip/_media_poll": "assistline/sip/_media_poll.c",
     "assistline/sip/_ring_port": "assistline/sip/_ring_port.c",
+    "assistline/sip/_request_guard": "assistline/sip/_request_guard.c",
     "assistline/webrtc/_opus": "assistline/webrtc/_opus.c",
 }
 

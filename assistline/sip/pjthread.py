@@ -103,7 +103,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pjsua2 as pj
 
 from assistline.errors import AssistlineError
-from assistline.sip import media_poll
+from assistline.sip import media_poll, request_guard
 from assistline.sip.pjsua_c import DEFAULT_JITTER, JitterBuffer, disown_survivors, pjsua
 
 if TYPE_CHECKING:
@@ -448,6 +448,7 @@ class PjThread:
             config.medConfig.hasIoqueue = False
             config.medConfig.threadCnt = 0
         ep.libInit(config)
+        request_guard.install()
         ep.audDevManager().setNullDev()
         self._setup(ep)
         ep.libStart()
