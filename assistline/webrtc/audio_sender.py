@@ -16,8 +16,10 @@ timestamp and its NTP time) are kept up to date here, so the browser's
 sender reports stay right (its lip sync with video relies on them).
 
 The counters are private attributes of ``aiortc.RTCRtpSender``
-(:data:`SENDER_REPORT_FIELDS`, there from 1.0 to 1.16): where one is
-missing, :func:`can_send` says no and aiortc's sender takes the packets as a track.
+(:data:`SENDER_REPORT_FIELDS`, there from 1.0 to 1.16), and the header and
+the sending need a few more (:data:`TRANSCEIVER_FIELDS`, :data:`SENDER_FIELDS`,
+the transport's ``_send_rtp``): where one is missing, :func:`can_send` says
+no and aiortc's sender takes the packets as a track.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ SENDER_REPORT_FIELDS: Final = (
     "_RTCRtpSender__octet_count",
     "_RTCRtpSender__packet_count",
 )
+#: The rest of aiortc's private parts the sender uses, checked with the counters.
+TRANSCEIVER_FIELDS: Final = ("_codecs", "_headerExtensions")
+SENDER_FIELDS: Final = ("_ssrc", *SENDER_REPORT_FIELDS)
 _NTP_EPOCH: Final = 2_208_988_800  # seconds from 1900 to 1970
 _SEQUENCE_AND_TIMESTAMP: Final = struct.Struct("!HI")
 _MARKER: Final = 0x80
@@ -72,16 +77,22 @@ class IdleTrack(MediaStreamTrack):
 _warned = False
 
 
-def can_send(sender: RTCRtpSender) -> bool:
-    """Whether :class:`AudioSender` can keep this aiortc's sender reports right."""
+def can_send(transceiver: RTCRtpTransceiver) -> bool:
+    """Whether :class:`AudioSender` finds in this aiortc what it uses of aiortc's private parts."""
     global _warned
-    if all(hasattr(sender, name) for name in SENDER_REPORT_FIELDS):
+    sender: RTCRtpSender = transceiver.sender
+    missing = [name for name in TRANSCEIVER_FIELDS if not hasattr(transceiver, name)]
+    missing += [name for name in SENDER_FIELDS if not hasattr(sender, name)]
+    if not hasattr(sender.transport, "_send_rtp"):
+        missing.append("RTCDtlsTransport._send_rtp")
+    if not missing:
         return True
     if not _warned:
         _warned = True
         logger.warning(
-            "this aiortc keeps its sender-report counters elsewhere; WebRTC audio is sent"
-            " by aiortc's own sender, which costs more CPU per call"
+            "this aiortc lacks %s; WebRTC audio is sent by aiortc's own sender,"
+            " which costs more CPU per call",
+            ", ".join(missing),
         )
     return False
 

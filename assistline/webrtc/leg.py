@@ -169,7 +169,7 @@ class WebRtcLeg:
             raise OfferRejectedError("this leg has answered an offer already (or has ended)")
         self._answered = True
         audio: RTCRtpTransceiver = self._pc.addTransceiver("audio", direction="sendrecv")
-        if can_send(audio.sender):  # the leg sends its packets itself, aiortc's sender idles
+        if can_send(audio):  # the leg sends its packets itself, aiortc's sender idles
             audio.sender.replaceTrack(IdleTrack())
             self._sender = AudioSender(audio)
         else:

@@ -106,7 +106,7 @@ async def test_audio_flows_both_ways_at_the_internal_rate(
 ) -> None:
     if path == "aiortc":  # as with an aiortc whose private parts are not where expected
         monkeypatch.setattr(leg_module, "decode_on_loop", lambda receiver, incoming: False)
-        monkeypatch.setattr(leg_module, "can_send", lambda sender: False)
+        monkeypatch.setattr(leg_module, "can_send", lambda transceiver: False)
     leg = make_leg()
     # Trickled, as a browser does: the offer goes without candidates, each follows.
     offer, trickled = split_candidates(await new_offer(browser))

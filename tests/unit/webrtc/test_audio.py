@@ -24,7 +24,7 @@ from assistline.webrtc.audio import (
     OutgoingAudio,
     decode_on_loop,
 )
-from assistline.webrtc.audio_sender import can_send
+from assistline.webrtc.audio_sender import SENDER_FIELDS, TRANSCEIVER_FIELDS, can_send
 from assistline.webrtc.ice import rtc_configuration
 from assistline.webrtc.opus import Encoding, new_decoder, new_encoder
 
@@ -181,14 +181,18 @@ def test_decode_on_loop_declines_a_receiver_without_the_jitter_buffer() -> None:
     assert not decode_on_loop(Receiver(), IncomingAudio())  # type: ignore[arg-type]
 
 
-async def test_the_leg_sends_its_own_rtp_where_aiortc_keeps_its_report_counters() -> None:
+async def test_the_leg_sends_its_own_rtp_where_aiortc_has_what_it_uses() -> None:
     pc = RTCPeerConnection(rtc_configuration([]))
     try:
-        assert can_send(pc.addTransceiver("audio").sender)
+        transceiver = pc.addTransceiver("audio")
+        assert can_send(transceiver)
+        # An aiortc that keeps one of them elsewhere, each in turn.
+        owners: list[tuple[object, str]] = [(transceiver, name) for name in TRANSCEIVER_FIELDS]
+        owners += [(transceiver.sender, name) for name in SENDER_FIELDS]
+        owners += [(transceiver.sender.transport, "_send_rtp")]
+        for owner, name in owners:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.delattr(owner if name in vars(owner) else type(owner), name)
+                assert not can_send(transceiver), name
     finally:
         await pc.close()
-
-    class Sender:  # an aiortc that keeps its sender-report counters elsewhere
-        pass
-
-    assert not can_send(Sender())  # type: ignore[arg-type]
