@@ -14,7 +14,9 @@ and get a call set up or a ``200 OK`` (measured in
 that answers these ``513 Message Too Large``, ``400 Body Shorter Than
 Content-Length`` and ``400 CSeq Method Mismatch`` (an ACK is dropped), so no
 transaction, dialog or call starts. Workers sit behind the edge, which
-refuses these itself; the guard is for what reaches a worker's port anyway.
+refuses these itself; the guard is for what reaches a worker's port anyway. The worker logs what
+it refused once a second, as counts (:func:`describe_refusals`; the
+requests themselves are never logged: they may carry anything).
 
 A datagram of exactly 4,000 bytes is refused too: it cannot be told from a
 longer one cut to that length. Workers speak UDP only, the one transport
@@ -59,6 +61,25 @@ def install() -> bool:
         logger.warning("the SIP request guard is off: %s", error)
         return False
     return True
+
+
+#: What each count of :func:`stats` is, as the worker's log says it.
+REASONS = {
+    "truncated": "refused {} filling the 4,000-byte read buffer (513)",
+    "body_short": "refused {} shorter than their Content-Length (400)",
+    "cseq_mismatch": "refused {} whose CSeq names another method (400)",
+    "unchecked": "passed {} unchecked (pjsip's fields did not read back as laid out)",
+}
+
+
+def describe_refusals(before: dict[str, int], after: dict[str, int]) -> str:
+    """What the guard did between two :func:`stats` readings, or "" for nothing."""
+    parts = [
+        reason.format(after.get(key, 0) - before.get(key, 0))
+        for key, reason in REASONS.items()
+        if after.get(key, 0) > before.get(key, 0)
+    ]
+    return "SIP request guard: " + ", ".join(parts) if parts else ""
 
 
 def stats() -> dict[str, int]:

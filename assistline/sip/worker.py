@@ -62,7 +62,7 @@ from typing import Any
 
 import pjsua2 as pj
 
-from assistline.sip import protocol, protocol_wire
+from assistline.sip import protocol, protocol_wire, request_guard
 from assistline.sip.digits import CollectError, DigitCollections
 from assistline.sip.leg import SipLeg
 from assistline.sip.pjsua_c import DEFAULT_JITTER, JitterBuffer, no_object, pjsua_call_slots
@@ -422,9 +422,14 @@ class MediaWorker:
         self._stop.set()
 
     async def _health(self) -> None:
+        refused = request_guard.stats()
         while True:
             self._send(protocol.Health(self.calls, self.capacity))
             await asyncio.sleep(HEALTH_INTERVAL)
+            # Read off the pjsua2 thread: counters it only adds to; a stale one waits a second.
+            refused, before = request_guard.stats(), refused
+            if summary := request_guard.describe_refusals(before, refused):
+                logger.warning("%s", summary)
 
     async def _place_call(self, command: protocol.PlaceCall) -> str:
         caller = None

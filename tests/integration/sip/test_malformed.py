@@ -605,3 +605,14 @@ async def test_after_the_sweep_an_echo_call_works_and_no_traceback_was_logged(
     stderr = sweep.stderr.read_text(errors="replace")
     assert "Traceback" not in stderr, stderr[-3000:]
     assert "pjsua2 callback" not in stderr, stderr[-3000:]
+    # The worker logged what its request guard refused, as counts, over one or
+    # more health ticks (one passed during the echo call): 513 thrice, 400 for
+    # a short body twice, for a CSeq once; none left unchecked.
+    logged: dict[str, int] = {}
+    for count, reason in re.findall(r"(?:refused|passed) (\d+) ([^()\n]+\([^()\n]*\))", stderr):
+        logged[reason] = logged.get(reason, 0) + int(count)
+    assert logged == {
+        "filling the 4,000-byte read buffer (513)": 3,
+        "shorter than their Content-Length (400)": 2,
+        "whose CSeq names another method (400)": 1,
+    }, stderr[-3000:]
