@@ -1,5 +1,5 @@
 /* A pjsip module that refuses requests pjsip would take as whole when they are not (see
- * request_guard.py).
+ * request_guard.py), and drops responses cut off by the read buffer.
  *
  * It sits just ahead of pjsip's transaction layer, so a refused request never
  * starts a transaction, a dialog or a call; the answer is sent statelessly.
@@ -132,8 +132,8 @@ typedef void (*release_pool_fn)(void *endpt, void *pool);
 static respond_fn respond;
 static void *endpoint;
 
-/* What was refused, by reason; read by stats(). */
-static unsigned long truncated, cseq_mismatch, body_short, unchecked;
+/* What was refused or dropped, by reason; read by stats(). */
+static unsigned long truncated, cseq_mismatch, body_short, truncated_responses, unchecked;
 
 static int same(const pj_str_t *a, const char *b) {
     size_t n = strlen(b);
@@ -202,11 +202,27 @@ static int on_rx_request(rx_data *rd) {
 
 #define GUARD_NAME "mod-assistline-request-guard"
 
+/* A response cut off at the buffer is dropped, as if lost: the peer's
+ * retransmission meets the same fate, and the transaction times out rather
+ * than going on with a message that was never sent (an answer missing its SDP). */
+static int on_rx_response(rx_data *rd) {
+    if (!readable(rd, RESPONSE_MSG)) {
+        unchecked++;
+        return 0;
+    }
+    if (rd->pkt_info.len >= MAX_PACKET) {
+        truncated_responses++;
+        return 1;
+    }
+    return 0;
+}
+
 static sip_module guard = {
     .name = {GUARD_NAME, sizeof GUARD_NAME - 1},
     .id = -1,
     .priority = PRIORITY,
     .on_rx_request = on_rx_request,
+    .on_rx_response = on_rx_response,
 };
 
 /* pjsip's parser fills an rx_data of this layout; the fields must read back. */
@@ -301,14 +317,16 @@ static PyObject *install(PyObject *self, PyObject *args) {
 }
 
 static PyObject *stats(PyObject *self, PyObject *unused) {
-    return Py_BuildValue("{s:k,s:k,s:k,s:k}", "truncated", truncated, "cseq_mismatch",
-                         cseq_mismatch, "body_short", body_short, "unchecked", unchecked);
+    return Py_BuildValue("{s:k,s:k,s:k,s:k,s:k}", "truncated", truncated, "cseq_mismatch",
+                         cseq_mismatch, "body_short", body_short, "truncated_responses",
+                         truncated_responses, "unchecked", unchecked);
 }
 
 static PyMethodDef methods[] = {
     {"install", install, METH_VARARGS,
      "install(library): check pjsip's layout and register the guard (pjsua2 thread)."},
-    {"stats", stats, METH_NOARGS, "stats(): requests refused, by reason, and left unchecked."},
+    {"stats", stats, METH_NOARGS,
+     "stats(): requests refused and responses dropped, by reason, and those left unchecked."},
     {NULL, NULL, 0, NULL},
 };
 

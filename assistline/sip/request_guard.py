@@ -13,10 +13,13 @@ and get a call set up or a ``200 OK`` (measured in
 ``_request_guard.c`` is a pjsip module just ahead of the transaction layer
 that answers these ``513 Message Too Large``, ``400 Body Shorter Than
 Content-Length`` and ``400 CSeq Method Mismatch`` (an ACK is dropped), so no
-transaction, dialog or call starts. Workers sit behind the edge, which
-refuses these itself; the guard is for what reaches a worker's port anyway. The worker logs what
-it refused once a second, as counts (:func:`describe_refusals`; the
-requests themselves are never logged: they may carry anything).
+transaction, dialog or call starts. A *response* that filled the buffer is
+dropped, as if lost on the way: its transaction times out instead of going
+on with a message that was never sent (a ``200 OK`` missing its SDP).
+Workers sit behind the edge, which refuses these requests itself; the guard
+is for what reaches a worker's port anyway. The worker logs what it refused
+once a second, as counts (:func:`describe_refusals`; the messages
+themselves are never logged: they may carry anything).
 
 A datagram of exactly 4,000 bytes is refused too: it cannot be told from a
 longer one cut to that length. Workers speak UDP only, the one transport
@@ -68,6 +71,7 @@ REASONS = {
     "truncated": "refused {} filling the 4,000-byte read buffer (513)",
     "body_short": "refused {} shorter than their Content-Length (400)",
     "cseq_mismatch": "refused {} whose CSeq names another method (400)",
+    "truncated_responses": "dropped {} responses filling the 4,000-byte read buffer (as lost)",
     "unchecked": "passed {} unchecked (pjsip's fields did not read back as laid out)",
 }
 
@@ -83,9 +87,10 @@ def describe_refusals(before: dict[str, int], after: dict[str, int]) -> str:
 
 
 def stats() -> dict[str, int]:
-    """Requests refused since start, by reason, and those left unchecked.
+    """Requests refused and responses dropped since start, by reason, and those left unchecked.
 
-    Keys: ``truncated``, ``cseq_mismatch``, ``body_short``, and ``unchecked``
-    (requests whose fields did not read back as laid out).
+    Keys: ``truncated``, ``cseq_mismatch``, ``body_short``,
+    ``truncated_responses``, and ``unchecked`` (messages whose fields did not
+    read back as laid out).
     """
     return dict(_native.stats()) if _native is not None else {}

@@ -536,6 +536,39 @@ async def test_malformed_request_is_refused_or_dropped_and_the_worker_carries_on
     assert [_reply(reply) for reply in replies] == list(case.replies)
 
 
+def _response_to(request: bytes, status: str, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+    """A response to ``request`` (its Via, From, Call-ID and CSeq; To with a tag)."""
+    copied = [
+        line
+        for line in request.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+        if line.split(b":", 1)[0].lower() in (b"via", b"from", b"call-id", b"cseq")
+    ]
+    to = _header(request, "To")
+    lines = [f"SIP/2.0 {status}".encode(), *copied, f"To: {to};tag=far".encode()]
+    lines += [f"{name}: {value}".encode() for name, value in (*extra, ("Content-Length", "0"))]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+async def test_a_response_cut_off_by_the_read_buffer_is_dropped_as_lost(sweep: Sweep) -> None:
+    """A 180 over 4,000 bytes does not ring the leg (pjsip would take its first 4,000 as whole)."""
+    async with _socket() as (sock, inbox, port):
+        await sweep.control.send(
+            protocol.PlaceCall(9001, f"sip:far@127.0.0.1:{port}", "sip:malformed@127.0.0.1")
+        )
+        placed = await sweep.control.expect(protocol.Result, lambda m: m.id == 9001)
+        invite = await asyncio.wait_for(inbox.messages.get(), 5)
+        assert invite.startswith(b"INVITE sip:far@")
+        worker = ("127.0.0.1", sweep.port)
+        big = _response_to(invite, "180 Ringing", (("X-Pad", "p" * 5000),))
+        assert len(big) > 5000
+        sock.sendto(big, worker)
+        sock.sendto(_response_to(invite, "486 Busy Here"), worker)
+        ended = await sweep.control.expect(protocol.CallEnded, lambda m: m.leg == placed.leg)
+        assert (ended.status, ended.reason) == (486, "Busy Here")
+        ringing = [m for m in sweep.control.seen if isinstance(m, protocol.Ringing)]
+        assert [m for m in ringing if m.leg == placed.leg] == []
+
+
 def _tone_payloads(count: int, frequency: float = 1000.0) -> list[bytes]:
     t = np.arange(count * 160) / 8000
     codes = encode_alaw((8000 * np.sin(2 * np.pi * frequency * t)).astype(np.int16))
@@ -607,12 +640,15 @@ async def test_after_the_sweep_an_echo_call_works_and_no_traceback_was_logged(
     assert "pjsua2 callback" not in stderr, stderr[-3000:]
     # The worker logged what its request guard refused, as counts, over one or
     # more health ticks (one passed during the echo call): 513 thrice, 400 for
-    # a short body twice, for a CSeq once; none left unchecked.
+    # a short body twice, for a CSeq once, the cut-off 180 dropped; none left
+    # unchecked.
     logged: dict[str, int] = {}
-    for count, reason in re.findall(r"(?:refused|passed) (\d+) ([^()\n]+\([^()\n]*\))", stderr):
+    found = re.findall(r"(?:refused|dropped|passed) (\d+) ([^()\n]+\([^()\n]*\))", stderr)
+    for count, reason in found:
         logged[reason] = logged.get(reason, 0) + int(count)
     assert logged == {
         "filling the 4,000-byte read buffer (513)": 3,
         "shorter than their Content-Length (400)": 2,
         "whose CSeq names another method (400)": 1,
+        "responses filling the 4,000-byte read buffer (as lost)": 1,
     }, stderr[-3000:]

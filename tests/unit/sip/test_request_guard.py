@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from assistline.sip.request_guard import describe_refusals
 
-NOTHING = {"truncated": 0, "cseq_mismatch": 0, "body_short": 0, "unchecked": 0}
+NOTHING = {
+    "truncated": 0,
+    "cseq_mismatch": 0,
+    "body_short": 0,
+    "truncated_responses": 0,
+    "unchecked": 0,
+}
 
 
 def test_nothing_new_says_nothing() -> None:
@@ -25,4 +31,12 @@ def test_each_reason_is_counted_since_the_last_reading_in_a_fixed_order() -> Non
 def test_requests_left_unchecked_are_said_plainly() -> None:
     assert describe_refusals(NOTHING, {**NOTHING, "unchecked": 2}) == (
         "SIP request guard: passed 2 unchecked (pjsip's fields did not read back as laid out)"
+    )
+
+
+def test_dropped_responses_are_said_apart_from_refused_requests() -> None:
+    after = {**NOTHING, "truncated": 1, "truncated_responses": 2}
+    assert describe_refusals(NOTHING, after) == (
+        "SIP request guard: refused 1 filling the 4,000-byte read buffer (513), "
+        "dropped 2 responses filling the 4,000-byte read buffer (as lost)"
     )
