@@ -28,7 +28,7 @@ _RTPMAP = re.compile(r"^a=rtpmap:(\d+)\s+([^/\s]+)/(\d+)(?:/(\d+))?", re.IGNOREC
 _FORMAT_ATTRIBUTE = re.compile(r"^a=(?:rtpmap|fmtp|rtcp-fb):(\d+)[\s]", re.IGNORECASE)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class _Media:
     """One ``m=`` section: its line index, formats, and rtpmaps by payload type."""
 

@@ -29,6 +29,7 @@ from assistline.sip import edge_config
 from assistline.sip.edge import SipEdge, describe_check_failure, find_kamailio, group_alive
 from assistline.sip.edge_config import EdgeLimits
 from assistline.tasks import TaskRegistry
+from tests.integration.sip.worker_peers import sip_response
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 HOST = "127.0.0.1"
@@ -498,15 +499,8 @@ class _Refuser(asyncio.DatagramProtocol):
             return  # the ACK of a refusal
         status = "200 OK" if method == "OPTIONS" else f"486 {self.reason}"
         self.invites += method == "INVITE"
-        copied = [
-            line
-            for line in text.split("\r\n")
-            if line.split(":", 1)[0].lower() in ("via", "from", "call-id", "cseq")
-        ]
-        to = next(line for line in text.split("\r\n") if line.lower().startswith("to:"))
-        reply = "\r\n".join([f"SIP/2.0 {status}", *copied, f"{to};tag=full1"])
         assert self.transport is not None
-        self.transport.sendto((reply + "\r\nContent-Length: 0\r\n\r\n").encode(), addr)
+        self.transport.sendto(sip_response(data, status, "full1"), addr)
 
 
 @contextlib.asynccontextmanager

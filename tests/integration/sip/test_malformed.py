@@ -58,6 +58,7 @@ from tests.integration.sip.worker_peers import (
     rtp_packet,
     run_sipp,
     short_dir,
+    sip_response,
     stop_process,
 )
 
@@ -536,19 +537,6 @@ async def test_malformed_request_is_refused_or_dropped_and_the_worker_carries_on
     assert [_reply(reply) for reply in replies] == list(case.replies)
 
 
-def _response_to(request: bytes, status: str, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
-    """A response to ``request`` (its Via, From, Call-ID and CSeq; To with a tag)."""
-    copied = [
-        line
-        for line in request.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
-        if line.split(b":", 1)[0].lower() in (b"via", b"from", b"call-id", b"cseq")
-    ]
-    to = _header(request, "To")
-    lines = [f"SIP/2.0 {status}".encode(), *copied, f"To: {to};tag=far".encode()]
-    lines += [f"{name}: {value}".encode() for name, value in (*extra, ("Content-Length", "0"))]
-    return b"\r\n".join(lines) + b"\r\n\r\n"
-
-
 async def test_a_response_cut_off_by_the_read_buffer_is_dropped_as_lost(sweep: Sweep) -> None:
     """A 180 over 4,000 bytes does not ring the leg (pjsip would take its first 4,000 as whole)."""
     async with _socket() as (sock, inbox, port):
@@ -559,10 +547,10 @@ async def test_a_response_cut_off_by_the_read_buffer_is_dropped_as_lost(sweep: S
         invite = await asyncio.wait_for(inbox.messages.get(), 5)
         assert invite.startswith(b"INVITE sip:far@")
         worker = ("127.0.0.1", sweep.port)
-        big = _response_to(invite, "180 Ringing", (("X-Pad", "p" * 5000),))
+        big = sip_response(invite, "180 Ringing", "far", (("X-Pad", "p" * 5000),))
         assert len(big) > 5000
         sock.sendto(big, worker)
-        sock.sendto(_response_to(invite, "486 Busy Here"), worker)
+        sock.sendto(sip_response(invite, "486 Busy Here", "far"), worker)
         ended = await sweep.control.expect(protocol.CallEnded, lambda m: m.leg == placed.leg)
         assert (ended.status, ended.reason) == (486, "Busy Here")
         ringing = [m for m in sweep.control.seen if isinstance(m, protocol.Ringing)]

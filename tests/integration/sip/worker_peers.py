@@ -243,6 +243,22 @@ def rtp_packet(payload_type: int, seq: int, timestamp: int, ssrc: int, payload: 
     return header + payload
 
 
+def sip_response(
+    request: bytes, status: str, tag: str, extra: tuple[tuple[str, str], ...] = ()
+) -> bytes:
+    """A bodiless response to ``request``: its Via, From, Call-ID and CSeq, its To with ``tag``."""
+    head = request.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+    copied = [
+        line
+        for line in head
+        if line.split(b":", 1)[0].strip().lower() in (b"via", b"from", b"call-id", b"cseq")
+    ]
+    to = next(line for line in head if line.split(b":", 1)[0].strip().lower() == b"to")
+    lines = [f"SIP/2.0 {status}".encode(), *copied, to + f";tag={tag}".encode()]
+    lines += [f"{name}: {value}".encode() for name, value in (*extra, ("Content-Length", "0"))]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
 def pid_alive(pid: int) -> bool:
     """True while ``pid`` exists (zombies count as gone once reaped)."""
     try:
